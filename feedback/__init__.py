@@ -1,0 +1,1 @@
+"""Progress updates and satisfaction surveys — arrives with issue 6."""

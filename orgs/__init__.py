@@ -1,0 +1,1 @@
+"""Social organisations, volunteers and purchased service tasks — arrives with issue 7."""

@@ -1,0 +1,1 @@
+"""Gridlink server: settings, database, the case domain, web and APIs."""

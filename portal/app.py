@@ -1,0 +1,72 @@
+"""The composition root: builds the FastAPI app and wires every package into it."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from portal import db
+from portal.cases.service import CaseError
+from portal.i18n import gettext_for, normalise_language
+from portal.intake.submission import InvalidSubmission, Throttled
+from portal.intake.throttle import Throttle, storage_for
+from portal.seed import ensure_categories, ensure_departments
+from portal.settings import Settings, get_settings
+
+log = logging.getLogger("gridlink")
+
+
+def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> FastAPI:
+    """`manage_db=False` leaves opening and closing the database to the caller (tests)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if not manage_db:
+            yield
+            return
+        await db.init_db(settings.database_url)
+        await ensure_categories()
+        await ensure_departments()
+        log.info("Gridlink serving on %s with %s, %s state", settings.public_base_url,
+                 db.dialect(), "Redis" if settings.redis_url else "in-memory")
+        try:
+            yield
+        finally:
+            await db.close_db()
+
+    app = FastAPI(title="Gridlink", version="0.1.0", lifespan=lifespan,
+                  description="网格联动 — citizen reports, Open311 GeoReport v2, hotline intake.")
+    app.state.settings = settings
+    app.state.throttle = Throttle(storage_for(settings.redis_url), settings.throttle_new_reports)
+
+    from portal.hotline.routes import router as hotline_router
+    from portal.open311.routes import router as open311_router
+    from portal.staff.routes import router as staff_router
+
+    app.include_router(open311_router)
+    app.include_router(hotline_router)
+    app.include_router(staff_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"ok": True}
+
+    @app.exception_handler(InvalidSubmission)
+    async def invalid(request: Request, exc: InvalidSubmission):
+        t = gettext_for(normalise_language(request.headers.get("accept-language")))
+        return JSONResponse({"detail": t(exc.message), "field": exc.field}, status_code=400)
+
+    @app.exception_handler(Throttled)
+    async def throttled(request: Request, exc: Throttled):
+        return JSONResponse({"detail": exc.message, "retry_after": exc.retry_after},
+                            status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(CaseError)
+    async def case_error(request: Request, exc: CaseError):
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    return app

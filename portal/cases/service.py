@@ -1,0 +1,235 @@
+"""The case lifecycle: codes, transitions, events, subscriptions, department, merge and unmerge.
+
+Every function here runs inside the caller's transaction when given `conn`-bound models, and
+writes a CaseEvent for every change, so that feedback can deliver it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.transactions import in_transaction
+
+from portal.cases.models import (
+    OPEN_STATUSES,
+    Case,
+    CaseEvent,
+    DailyCounter,
+    Department,
+    Person,
+    Photo,
+    Report,
+    Status,
+    Subscription,
+)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# Allowed status transitions (DESIGN.md, "Case lifecycle"). `merged` is reached only by merge.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.NEW: frozenset({Status.ACCEPTED, Status.REJECTED}),
+    Status.ACCEPTED: frozenset({Status.DISPATCHED, Status.IN_PROGRESS, Status.REJECTED}),
+    Status.DISPATCHED: frozenset({Status.IN_PROGRESS, Status.ACCEPTED, Status.RESOLVED}),
+    Status.IN_PROGRESS: frozenset({Status.RESOLVED, Status.DISPATCHED}),
+    Status.RESOLVED: frozenset({Status.CLOSED, Status.IN_PROGRESS}),
+    Status.CLOSED: frozenset(),
+    Status.REJECTED: frozenset(),
+    Status.MERGED: frozenset(),
+}
+
+
+class CaseError(Exception):
+    """A change the lifecycle does not allow; the message says why."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def next_code(now: datetime, conn) -> str:
+    """GL-YYYYMMDD-NNNN, numbered per Shanghai day."""
+    day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+    await DailyCounter.get_or_create(day=day, using_db=conn)
+    rows = await conn.execute_query_dict(
+        "UPDATE daily_counter SET value = value + 1 WHERE day = $1 RETURNING value"
+        if conn.capabilities.dialect == "postgres"
+        else "UPDATE daily_counter SET value = value + 1 WHERE day = ? RETURNING value",
+        [day],
+    )
+    return f"GL-{day}-{rows[0]['value']:04d}"
+
+
+async def add_event(case: Case, kind: str, conn, *, at: datetime | None = None,
+                    actor: str = "system", public: bool = True, status_from: str | None = None,
+                    status_to: str | None = None, public_note: str | None = None,
+                    internal_note: str | None = None, data: dict | None = None) -> CaseEvent:
+    return await CaseEvent.create(
+        case=case, kind=kind, actor=actor, public=public, status_from=status_from,
+        status_to=status_to, public_note=public_note, internal_note=internal_note,
+        data=data or {}, created_at=at or utcnow(), using_db=conn,
+    )
+
+
+async def subscribe(case: Case, person: Person, identity: str, conn,
+                    reason: str = "reporter") -> None:
+    exists = await Subscription.filter(case=case, person=person).using_db(conn).exists()
+    if not exists:
+        await Subscription.create(case=case, person=person, identity=identity, reason=reason,
+                                  using_db=conn)
+
+
+async def change_status(case_id: int, to: Status | str, *, actor: str,
+                        public_note: str | None = None, internal_note: str | None = None,
+                        reason: str | None = None, now: datetime | None = None) -> Case:
+    to = Status(to)
+    now = now or utcnow()
+    async with in_transaction() as conn:
+        case = await Case.select_for_update().using_db(conn).get(id=case_id)
+        if to not in TRANSITIONS[case.status]:
+            raise CaseError(f"A case that is {case.status.value} cannot become {to.value}.")
+        if to == Status.REJECTED and not (reason or public_note):
+            raise CaseError("Give the reporter a reason when a case is not accepted.")
+        before = case.status
+        case.status = to
+        if to == Status.REJECTED:
+            case.rejected_reason = reason or public_note
+        if to in (Status.CLOSED, Status.REJECTED):
+            case.closed_at = now
+        await case.save(using_db=conn)
+        await add_event(case, "status", conn, at=now, actor=actor, status_from=before.value,
+                        status_to=to.value, public_note=public_note or reason,
+                        internal_note=internal_note)
+    return case
+
+
+async def add_note(case_id: int, *, actor: str, public_note: str | None,
+                   internal_note: str | None, now: datetime | None = None) -> CaseEvent:
+    if not (public_note or internal_note):
+        raise CaseError("Write a public or an internal note.")
+    async with in_transaction() as conn:
+        case = await Case.get(id=case_id).using_db(conn)
+        return await add_event(case, "note", conn, at=now, actor=actor,
+                               public=bool(public_note), public_note=public_note,
+                               internal_note=internal_note)
+
+
+async def assign_department(case_id: int, department_id: int | None, *, actor: str,
+                            dispatch: bool = True, now: datetime | None = None) -> Case:
+    """Set the responsible department; from accepted this also dispatches the case."""
+    now = now or utcnow()
+    async with in_transaction() as conn:
+        case = await Case.select_for_update().using_db(conn).get(id=case_id)
+        if case.status not in OPEN_STATUSES:
+            raise CaseError(f"A case that is {case.status.value} cannot be assigned.")
+        dept = None
+        if department_id is not None:
+            dept = await Department.get_or_none(id=department_id).using_db(conn)
+            if dept is None:
+                raise CaseError("No such department.")
+        case.department = dept
+        await add_event(case, "department", conn, at=now, actor=actor,
+                        data={"department": dept.code if dept else None})
+        if dispatch and dept and case.status in (Status.NEW, Status.ACCEPTED):
+            before = case.status
+            case.status = Status.DISPATCHED
+            await add_event(case, "status", conn, at=now, actor=actor,
+                            status_from=before.value, status_to=Status.DISPATCHED.value)
+        await case.save(using_db=conn)
+    return case
+
+
+async def _recount(case: Case, conn) -> None:
+    case.report_count = await Report.filter(case_id=case.id).using_db(conn).count()
+    case.reporter_count = len(set(
+        await Report.filter(case_id=case.id).using_db(conn).values_list("person_id", flat=True)
+    ))
+
+
+async def merge_cases(source_id: int, target_id: int, *, actor: str,
+                      now: datetime | None = None) -> Case:
+    """Move every report, photo and subscriber of `source` into `target`; source becomes merged."""
+    if source_id == target_id:
+        raise CaseError("A case cannot be merged into itself.")
+    now = now or utcnow()
+    async with in_transaction() as conn:
+        ids = sorted((source_id, target_id))
+        locked = {c.id: c for c in await Case.select_for_update().using_db(conn).filter(id__in=ids)}
+        if len(locked) != 2:
+            raise CaseError("No such case.")
+        source, target = locked[source_id], locked[target_id]
+        if source.status == Status.MERGED:
+            raise CaseError(f"{source.code} is already merged.")
+        if target.status in (Status.MERGED, Status.REJECTED):
+            raise CaseError(f"{target.code} is {target.status.value} and cannot take reports.")
+        await Report.filter(case_id=source.id).using_db(conn).update(case_id=target.id)
+        await Photo.filter(case_id=source.id).using_db(conn).update(case_id=target.id)
+        for sub in await Subscription.filter(case_id=source.id).using_db(conn):
+            clash = await Subscription.filter(case_id=target.id, person_id=sub.person_id) \
+                .using_db(conn).exists()
+            if clash:
+                await sub.delete(using_db=conn)
+            else:
+                sub.case_id = target.id
+                await sub.save(using_db=conn)
+        before = source.status
+        source.status = Status.MERGED
+        source.master_id = target.id
+        target.fingerprint = (target.fingerprint + " " + source.fingerprint)[:1000]
+        target.first_reported_at = min(target.first_reported_at, source.first_reported_at)
+        target.last_reported_at = max(target.last_reported_at, source.last_reported_at)
+        await _recount(target, conn)
+        await _recount(source, conn)
+        await source.save(using_db=conn)
+        await target.save(using_db=conn)
+        await add_event(source, "merged", conn, at=now, actor=actor, status_from=before.value,
+                        status_to=Status.MERGED.value, data={"into": target.code})
+        await add_event(target, "merged", conn, at=now, actor=actor,
+                        data={"from": source.code, "reports": target.report_count})
+    return target
+
+
+async def unmerge_report(report_id: int, *, actor: str, now: datetime | None = None) -> Case:
+    """Take one report out of its case into a case of its own (staff correcting a merge)."""
+    from portal.intake.matching import case_fields_for_report
+
+    now = now or utcnow()
+    async with in_transaction() as conn:
+        report = await Report.get_or_none(id=report_id).using_db(conn)
+        if report is None:
+            raise CaseError("No such report.")
+        old = await Case.select_for_update().using_db(conn).get(id=report.case_id)
+        if old.report_count <= 1:
+            raise CaseError("The report is the only one of its case; there is nothing to unmerge.")
+        case = await Case.create(
+            code=await next_code(now, conn), category=report.category, status=Status.NEW,
+            first_reported_at=report.received_at, last_reported_at=report.received_at,
+            **case_fields_for_report(report), using_db=conn,
+        )
+        report.case_id = case.id
+        report.join = "unmerged"
+        await report.save(using_db=conn)
+        await Photo.filter(report_id=report.id).using_db(conn).update(case_id=case.id)
+        still_there = await Report.filter(case_id=old.id, person_id=report.person_id) \
+            .using_db(conn).exists()
+        sub = await Subscription.get_or_none(case_id=old.id, person_id=report.person_id) \
+            .using_db(conn)
+        if sub and not still_there:
+            sub.case_id = case.id
+            await sub.save(using_db=conn)
+        else:
+            await Subscription.create(case=case, person_id=report.person_id,
+                                      identity=report.identity, using_db=conn)
+        await _recount(old, conn)
+        await _recount(case, conn)
+        await old.save(using_db=conn)
+        await case.save(using_db=conn)
+        await add_event(old, "unmerged", conn, at=now, actor=actor, public=False,
+                        data={"report": report.id, "to": case.code})
+        await add_event(case, "created", conn, at=now, actor=actor, status_to=Status.NEW.value,
+                        data={"unmerged_from": old.code})
+    return case
+
+
+def recent(now: datetime, days: float) -> datetime:
+    return now - timedelta(days=days)

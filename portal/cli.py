@@ -1,0 +1,108 @@
+"""The `gridlink` command: serve, migrate, seed-demo, createuser, apikey."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import sys
+
+import click
+
+from portal import db
+from portal.settings import get_settings
+
+
+def _run(coro_factory):
+    """Run one async job against the configured database."""
+
+    async def main():
+        settings = get_settings()
+        await db.init_db(settings.database_url)
+        try:
+            return await coro_factory()
+        finally:
+            await db.close_db()
+
+    return asyncio.run(main())
+
+
+@click.group()
+def main() -> None:
+    """Gridlink (网格联动): citizen reports for grid-based city management."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    asyncio.run(db.migrate(get_settings().database_url))
+    click.echo("Migrations applied.")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default 8000).")
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Apply migrations and run the web server."""
+    import uvicorn
+
+    settings = get_settings()
+    asyncio.run(db.migrate(settings.database_url))
+    uvicorn.run("portal.main:app", host=host or settings.host, port=port or settings.port,
+                workers=workers, proxy_headers=True)
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Categories, departments, an admin account (password printed once) and demo cases."""
+    from portal.seed import seed_demo as run
+
+    asyncio.run(db.migrate(get_settings().database_url))
+    password = _run(run)
+    if password:
+        click.echo(f"Admin account: admin / {password}  (shown once; keep it safe)")
+    else:
+        click.echo("Demo data is in place; the admin account already existed.")
+
+
+@main.command()
+@click.argument("username")
+@click.option("--role", type=click.Choice(["operator", "department", "admin"]), required=True)
+@click.option("--department", default=None, help="Department code, for department accounts.")
+@click.option("--password", default=None, help="Asked for when not given.")
+def createuser(username: str, role: str, department: str | None, password: str | None) -> None:
+    """Create a staff account."""
+    from portal.seed import ensure_departments
+    from portal.staff.service import StaffError, create_user
+
+    if password is None:
+        password = getpass.getpass("Password: ")
+
+    async def job():
+        await ensure_departments()
+        return await create_user(username, password, role, department)
+
+    try:
+        user = _run(job)
+    except StaffError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"Created {user.role.value} account {user.username}.")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["open311", "hotline"]), required=True)
+@click.option("--line", type=click.Choice(["12345", "12319", "962121"]), default=None)
+def apikey(name: str, kind: str, line: str | None) -> None:
+    """Create an API key for an Open311 client or a hotline system (printed once)."""
+    from portal.staff.service import StaffError, create_api_key
+
+    try:
+        key = _run(lambda: create_api_key(name, kind, line))
+    except StaffError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(key)

@@ -1,0 +1,59 @@
+"""Tortoise ORM configuration, start-up and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as run_migrations
+
+MODEL_MODULES = ["portal.cases.models", "portal.staff.models"]
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("sqlite://"):
+        path = database_url.removeprefix("sqlite://")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "portal": {
+                "models": MODEL_MODULES,
+                "migrations": "portal.migrations",
+                "default_connection": "default",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(database_url: str) -> None:
+    await Tortoise.init(config=tortoise_config(database_url))
+
+
+async def migrate(database_url: str) -> None:
+    """Apply committed migrations; safe to run on every start."""
+    try:
+        await run_migrations(config=tortoise_config(database_url))
+    finally:
+        await connections.close_all()
+
+
+async def close_db() -> None:
+    await connections.close_all()
+
+
+def dialect() -> str:
+    """'postgres' or 'sqlite' for the default connection."""
+    return connections.get("default").capabilities.dialect
+
+
+def _makemigrations_config() -> dict[str, Any]:
+    # For `tortoise -c portal.db.TORTOISE_ORM makemigrations` (a scratch SQLite file).
+    return tortoise_config("sqlite://data/makemigrations.sqlite3")
+
+
+TORTOISE_ORM = _makemigrations_config()

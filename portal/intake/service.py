@@ -1,0 +1,350 @@
+"""submit(Submission) -> Receipt: the one door every channel goes through.
+
+Order of work: validate, answer a second delivery from the first, find the person, take a
+reporter's repeat as a repeat (not throttled), throttle, then under a per-area lock and in one
+transaction pick the case (merge, flag, recurrence or new) and write the report, the case,
+the subscription and the events together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from datetime import datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from portal.cases.categories import BY_KEY, related_to
+from portal.cases.models import (
+    OPEN_STATUSES,
+    AddressPoint,
+    Case,
+    CaseKey,
+    Identity,
+    Person,
+    Photo,
+    Report,
+    Status,
+)
+from portal.cases.service import add_event, next_code, subscribe, utcnow
+from portal.i18n import _, gettext_for
+from portal.intake import geo, matching, text
+from portal.intake.submission import (
+    CHANNELS,
+    CRS,
+    IDENTITY_KINDS,
+    InvalidSubmission,
+    Receipt,
+    Submission,
+    Throttled,
+)
+from portal.intake.throttle import Throttle
+from portal.settings import Settings
+
+# Same reporter, same problem: a resend this similar joins their earlier case as a repeat.
+REPEAT_SIMILARITY = 0.6
+# On SQLite every writer queues anyway; this keeps candidate search and insert together.
+_sqlite_lock = asyncio.Lock()
+
+
+def validate(sub: Submission, settings: Settings) -> None:
+    kind = sub.reporter.split(":", 1)[0] if ":" in sub.reporter else ""
+    if kind not in IDENTITY_KINDS or len(sub.reporter) > 200 or len(sub.reporter) <= len(kind) + 1:
+        raise InvalidSubmission(_("The reporter identity is not valid."), "reporter")
+    if sub.channel not in CHANNELS:
+        raise InvalidSubmission(_("Unknown channel."), "channel")
+    if sub.category not in BY_KEY:
+        raise InvalidSubmission(_("Choose one of the listed categories."), "category")
+    sub.text = (sub.text or "").strip()
+    if not sub.text:
+        raise InvalidSubmission(_("Describe the problem in a few words."), "text")
+    if len(sub.text) > settings.max_text_chars:
+        raise InvalidSubmission(_("The description is too long."), "text")
+    if sub.address is not None:
+        sub.address = sub.address.strip()[:300] or None
+    if (sub.lat is None) != (sub.lng is None):
+        raise InvalidSubmission(_("Give both latitude and longitude, or neither."), "lat")
+    if sub.lat is not None:
+        if not geo.valid_point(sub.lat, sub.lng):
+            raise InvalidSubmission(_("The location is not a valid point."), "lat")
+        if sub.crs not in CRS:
+            raise InvalidSubmission(_("Unknown coordinate system."), "crs")
+    if sub.lat is None and not sub.address:
+        raise InvalidSubmission(_("Tell us where: share a location or type an address."),
+                                "address")
+    if len(sub.photos) > settings.max_photos:
+        raise InvalidSubmission(_("Too many photos."), "media")
+
+
+async def person_for(identity_key: str, language: str, email: str | None = None,
+                     phone: str | None = None) -> Person:
+    ident = await Identity.get_or_none(key=identity_key).prefetch_related("person")
+    if ident is not None:
+        person = ident.person
+        changed = False
+        if email and person.email != email:
+            person.email, changed = email, True
+        if phone and person.phone != phone:
+            person.phone, changed = phone, True
+        if changed:
+            await person.save(update_fields=["email", "phone"])
+        return person
+    try:
+        async with in_transaction() as conn:
+            person = await Person.create(language=language, email=email, phone=phone,
+                                         using_db=conn)
+            await Identity.create(key=identity_key, kind=identity_key.split(":", 1)[0],
+                                  person=person, using_db=conn)
+            return person
+    except IntegrityError:
+        # Another request created the same identity a moment ago.
+        return (await Identity.get(key=identity_key).prefetch_related("person")).person
+
+
+async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
+                       settings: Settings) -> Case | None:
+    since = now - timedelta(minutes=settings.repeat_window_minutes)
+    recent = await Report.filter(person_id=person.id, received_at__gte=since,
+                                 received_at__lte=now).order_by("-received_at").limit(10)
+    for rep in recent:
+        if text.jaccard(feats.bigrams, text.bigrams(rep.text)) < REPEAT_SIMILARITY:
+            continue
+        if (feats.lat is not None and rep.lat is not None and geo.distance_m(
+                feats.lat, feats.lng, rep.lat, rep.lng) > 2 * settings.merge_radius_m):
+            continue
+        case = await Case.get(id=rep.case_id)
+        while case.status == Status.MERGED and case.master_id:
+            case = await Case.get(id=case.master_id)
+        if case.status in OPEN_STATUSES:
+            return case
+    return None
+
+
+async def _locate(feats: matching.Features) -> tuple[float | None, float | None]:
+    """A point for an address-only report, from what earlier reports taught us."""
+    if not feats.keys:
+        return None, None
+    points = await AddressPoint.filter(key__in=sorted(feats.keys))
+    if not points:
+        return None, None
+    best = max(points, key=lambda p: p.samples)
+    return best.lat, best.lng
+
+
+async def _learn(keys: set[str], lat: float, lng: float, conn) -> None:
+    for key in sorted(keys):
+        point = await AddressPoint.get_or_none(key=key).using_db(conn)
+        if point is None:
+            await AddressPoint.create(key=key, lat=lat, lng=lng, using_db=conn)
+        elif geo.distance_m(point.lat, point.lng, lat, lng) < 300:
+            n = point.samples
+            point.lat = (point.lat * n + lat) / (n + 1)
+            point.lng = (point.lng * n + lng) / (n + 1)
+            point.samples = n + 1
+            await point.save(using_db=conn)
+
+
+async def _candidates(feats: matching.Features, lat: float | None, lng: float | None,
+                      now: datetime, settings: Settings, conn) -> list[Case]:
+    since = now - timedelta(days=max(settings.merge_window_days,
+                                     settings.recurrence_window_days))
+    cats = related_to(feats.category)
+    found: dict[int, Case] = {}
+    if lat is not None:
+        for case in await Case.filter(
+            cell__in=geo.cells_near(lat, lng), first_reported_at__gte=since,
+            category__in=cats,
+        ).exclude(status=Status.MERGED).using_db(conn):
+            found[case.id] = case
+    if feats.keys:
+        ids = await CaseKey.filter(key__in=sorted(feats.keys)).using_db(conn) \
+            .values_list("case_id", flat=True)
+        if ids:
+            for case in await Case.filter(
+                id__in=list(ids), first_reported_at__gte=since, category__in=cats,
+            ).exclude(status=Status.MERGED).using_db(conn):
+                found[case.id] = case
+    return list(found.values())
+
+
+def _lock_keys(lat: float | None, lng: float | None, feats: matching.Features) -> list[int]:
+    if lat is not None:
+        return geo.lock_cells(lat, lng)
+    roads = sorted(k.split("#")[0].split("&")[0] for k in feats.keys) or ["-"]
+    return sorted({int.from_bytes(hashlib.sha256(r.encode()).digest()[:7], "big") for r in roads})
+
+
+async def _lock(conn, keys: list[int]) -> None:
+    if conn.capabilities.dialect == "postgres":
+        for key in keys:
+            await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [key])
+
+
+def _message(language: str, join: str, code: str, reporters: int) -> str:
+    t = gettext_for(language)
+    if join == "repeat":
+        return t("You have already reported this problem; we added your message to case {code}."
+                 ).format(code=code)
+    if join == "merged":
+        return t("Thank you. Your report joined case {code}, which {n} people have reported."
+                 ).format(code=code, n=reporters)
+    return t("Thank you. Your report was received as case {code}.").format(code=code)
+
+
+async def _receipt(report: Report, case: Case, language: str, duplicate: bool = False) -> Receipt:
+    dup = await Case.get(id=case.possible_duplicate_of_id) if case.possible_duplicate_of_id else None
+    rec = await Case.get(id=case.recurrence_of_id) if case.recurrence_of_id else None
+    return Receipt(
+        case_code=case.code, case_id=case.id, report_id=report.id, status=case.status.value,
+        join=report.join, report_count=case.report_count, reporter_count=case.reporter_count,
+        message=_message(language, report.join, case.code, case.reporter_count),
+        possible_duplicate_of=dup.code if dup else None,
+        recurrence_of=rec.code if rec else None, duplicate_delivery=duplicate,
+    )
+
+
+async def submit(sub: Submission, *, throttle: Throttle, settings: Settings) -> Receipt:
+    validate(sub, settings)
+    now = sub.received_at or utcnow()
+    if sub.external_ref:
+        earlier = await Report.get_or_none(external_ref=sub.external_ref)
+        if earlier is not None:
+            case = await Case.get(id=earlier.case_id)
+            return await _receipt(earlier, case, sub.language, duplicate=True)
+
+    person = await person_for(sub.reporter, sub.language, sub.email, sub.phone)
+    lat = lng = None
+    if sub.lat is not None:
+        lat, lng = geo.to_wgs84(sub.lat, sub.lng, sub.crs)
+    feats = matching.Features.of(category=sub.category, lat=lat, lng=lng, at=now,
+                                 body=sub.text, address_text=sub.address)
+    located_by_address = False
+    if lat is None:
+        lat, lng = await _locate(feats)
+        located_by_address = lat is not None
+        feats.lat, feats.lng = lat, lng
+
+    repeat_of = await _find_repeat(person, feats, now, settings)
+    if repeat_of is None:
+        retry_after = await throttle.hit(person.id)
+        if retry_after is not None:
+            raise Throttled(retry_after, _throttle_message(sub.language, retry_after))
+
+    async with _maybe_sqlite_lock():
+        async with in_transaction() as conn:
+            await _lock(conn, _lock_keys(lat, lng, feats))
+            report, case = await _file(sub, person, feats, lat, lng, now, repeat_of,
+                                       located_by_address, settings, conn)
+    return await _receipt(report, case, sub.language)
+
+
+def _maybe_sqlite_lock():
+    from tortoise import connections
+
+    if connections.get("default").capabilities.dialect == "sqlite":
+        return _sqlite_lock
+    return _NullLock()
+
+
+class _NullLock:
+    async def __aenter__(self):
+        return None
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+def _throttle_message(language: str, retry_after: float) -> str:
+    t = gettext_for(language)
+    minutes = max(1, math.ceil(retry_after / 60))
+    if minutes >= 120:
+        return t("You have sent many reports today. Please try again in about {h} hours."
+                 ).format(h=math.ceil(minutes / 60))
+    return t("You have sent several reports in a short time. Please try again in {m} minutes."
+             ).format(m=minutes)
+
+
+async def _file(sub: Submission, person: Person, feats: matching.Features, lat, lng,
+                now: datetime, repeat_of: Case | None, located_by_address: bool,
+                settings: Settings, conn) -> tuple[Report, Case]:
+    join, score, flag, recurrence = "new", None, None, None
+    case: Case | None = None
+    if repeat_of is not None:
+        case = await Case.select_for_update().using_db(conn).get(id=repeat_of.id)
+        join = "repeat"
+    else:
+        best, best_score = None, 0.0
+        closed_best, closed_score = None, 0.0
+        for cand in await _candidates(feats, lat, lng, now, settings, conn):
+            s = matching.score(feats, matching.case_features(cand),
+                               radius_m=settings.merge_radius_m,
+                               window_days=settings.merge_window_days
+                               if cand.status in OPEN_STATUSES
+                               else settings.recurrence_window_days)
+            if cand.status in OPEN_STATUSES:
+                if s > best_score:
+                    best, best_score = cand, s
+            elif cand.status == Status.CLOSED and s > closed_score:
+                closed_best, closed_score = cand, s
+        if best is not None and best_score >= settings.merge_auto_score:
+            case = await Case.select_for_update().using_db(conn).get(id=best.id)
+            join, score = "merged", best_score
+        else:
+            if best is not None and best_score >= settings.merge_flag_score:
+                flag, score = best, best_score
+            if closed_best is not None and closed_score >= settings.merge_flag_score:
+                recurrence = closed_best
+
+    report = Report(
+        person=person, identity=sub.reporter, channel=sub.channel, language=sub.language,
+        text=sub.text, category=sub.category, raw_lat=sub.lat, raw_lng=sub.lng, crs=sub.crs,
+        lat=lat if not located_by_address else None, lng=lng if not located_by_address else None,
+        address=sub.address, received_at=now, external_ref=sub.external_ref, join=join,
+        score=score, extra=sub.extra,
+    )
+    if case is None:
+        fields = matching.case_fields_for_report(report)
+        if located_by_address:
+            fields.update(lat=lat, lng=lng, cell=geo.cell(lat, lng))
+        case = await Case.create(
+            code=await next_code(now, conn), category=sub.category, status=Status.NEW,
+            first_reported_at=now, last_reported_at=now,
+            possible_duplicate_of=flag, recurrence_of=recurrence, **fields, using_db=conn,
+        )
+        await add_event(case, "created", conn, at=now, status_to=Status.NEW.value,
+                        data={"channel": sub.channel})
+        if flag is not None:
+            await add_event(case, "flagged", conn, at=now, public=False,
+                            data={"possible_duplicate_of": flag.code, "score": score})
+        if recurrence is not None:
+            await add_event(case, "recurrence", conn, at=now,
+                            data={"recurrence_of": recurrence.code})
+    report.case = case
+    await report.save(using_db=conn)
+    for photo in sub.photos:
+        await Photo.create(case=case, report=report, path=photo.path, width=photo.width,
+                           height=photo.height, size=photo.size,
+                           content_type=photo.content_type, using_db=conn)
+    is_new_reporter = join == "new" or not await Report.filter(
+        case_id=case.id, person_id=person.id).exclude(id=report.id).using_db(conn).exists()
+    case.report_count += 1
+    case.reporter_count += 1 if is_new_reporter else 0
+    case.last_reported_at = max(case.last_reported_at, now)
+    if join != "new":
+        if case.lat is None and lat is not None:
+            case.lat, case.lng, case.cell = lat, lng, geo.cell(lat, lng)
+        if len(case.fingerprint) < matching.FINGERPRINT_CHARS:
+            case.fingerprint = (case.fingerprint + " " + matching.fingerprint(sub.text))[
+                :matching.FINGERPRINT_CHARS]
+        await add_event(case, "report_added", conn, at=now, public=True,
+                        data={"channel": sub.channel, "join": join,
+                              "reports": case.report_count})
+    await case.save(using_db=conn)
+    for key in sorted(feats.keys):
+        await CaseKey.get_or_create(key=key, case=case, using_db=conn)
+    await subscribe(case, person, sub.reporter, conn)
+    if feats.keys and report.lat is not None:
+        await _learn(feats.keys, report.lat, report.lng, conn)
+    return report, case

@@ -1,0 +1,47 @@
+"""Settings from environment variables prefixed GRIDLINK_ (and an optional .env file)."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDLINK_", env_file=".env", extra="ignore")
+
+    # sqlite://data/gridlink.sqlite3 or postgres://user@host:5432/db
+    database_url: str = "sqlite://data/gridlink.sqlite3"
+    # Empty: throttle counters live in process memory (one-process default).
+    redis_url: str = ""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # Throttling: "limits" notation, separated by ";".
+    throttle_new_reports: str = "5/10 minutes;20/day"
+
+    # Merging.
+    merge_radius_m: float = 100.0
+    merge_window_days: float = 5.0
+    merge_auto_score: float = 0.70
+    merge_flag_score: float = 0.45
+    repeat_window_minutes: float = 60.0
+    recurrence_window_days: float = 30.0
+
+    # Bounds on what a submission may carry.
+    max_text_chars: int = 2000
+    max_photos: int = 3
+    max_photo_bytes: int = 10 * 1024 * 1024
+    max_photo_pixels: int = 40_000_000
+    photo_max_side: int = 2560
+    media_dir: Path = Path("data/media")
+
+    # Staff login lockout.
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
