@@ -42,10 +42,10 @@ def require_server(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
-async def _reset_postgres() -> None:
+async def _pg_execute(sql: str) -> None:
     conn = await asyncpg.connect(PG_URL.replace("postgres://", "postgresql://", 1))
     try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -55,8 +55,10 @@ async def database_url(request, tmp_path_factory) -> str:
     """A migrated database on each engine, opened for the whole session."""
     if request.param == "postgres":
         require_server("PostgreSQL", "127.0.0.1", 5432)
-        await _reset_postgres()
-        url = PG_URL
+        # A schema of its own per run, so that concurrent runs on one server do not collide.
+        schema = f"gl_test_{os.getpid()}"
+        await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};")
+        url = f"{PG_URL}?schema={schema}"
     else:
         url = f"sqlite://{tmp_path_factory.mktemp('db') / 'gridlink.sqlite3'}"
     # Tortoise caches compiled queries per table name, not per engine: start clean on each.
@@ -65,6 +67,8 @@ async def database_url(request, tmp_path_factory) -> str:
     await db.init_db(url)
     yield url
     await db.close_db()
+    if request.param == "postgres":
+        await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
 
 
 TABLES = ("photo", "subscription", "case_event", "case_key", "report", "case_", "identity",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from portal.cases.models import Case, Report
 from portal.intake.service import submit
 from portal.intake.submission import Submission
 
-T0 = datetime(2026, 11, 21, 1, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
 
 
 async def test_simultaneous_reports_of_one_problem_make_one_case(settings, throttle):

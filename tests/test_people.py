@@ -1,0 +1,43 @@
+"""A person with several identities is one person to the throttle and to their cases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from portal.cases.models import Identity, Person, Subscription
+from portal.cases.people import link_identity
+from portal.intake.service import person_for, submit
+from portal.intake.submission import Submission, Throttled
+from portal.intake.throttle import Throttle, storage_for
+
+T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+PROBLEMS = [("光复路10号路灯不亮", "street_light", 31.2450), ("天潼路20号井盖松动", "manhole", 31.2460),
+            ("海宁路30号违章停车", "illegal_parking", 31.2470)]
+
+
+def report(reporter: str, n: int) -> Submission:
+    text, category, lat = PROBLEMS[n]
+    return Submission(reporter=reporter, channel=reporter.split(":")[0].replace("tg", "telegram")
+                      .replace("wx", "wechat"), text=text, category=category, lat=lat,
+                      lng=121.48, received_at=T0 + timedelta(minutes=n))
+
+
+async def test_throttle_counts_a_person_across_linked_channels(settings):
+    throttle = Throttle(storage_for(""), "2/10 minutes", namespace="people-test")
+    person = await person_for("tg:4242", "zh-CN")
+    await link_identity(person, "wx:open-4242")
+    await submit(report("tg:4242", 0), throttle=throttle, settings=settings)
+    await submit(report("wx:open-4242", 1), throttle=throttle, settings=settings)
+    with pytest.raises(Throttled):
+        await submit(report("tg:4242", 2), throttle=throttle, settings=settings)
+
+
+async def test_linking_an_identity_that_already_reported_moves_its_cases(settings, throttle):
+    await submit(report("wx:open-77", 0), throttle=throttle, settings=settings)
+    person = await person_for("tg:77", "zh-CN")
+    await link_identity(person, "wx:open-77")
+    assert {i.key for i in await Identity.filter(person=person)} == {"tg:77", "wx:open-77"}
+    assert await Subscription.filter(person=person).count() == 1
+    assert await Person.all().count() == 1
