@@ -106,3 +106,7 @@ def apikey(name: str, kind: str, line: str | None) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
     click.echo(key)
+
+
+if __name__ == "__main__":
+    main()

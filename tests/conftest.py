@@ -123,3 +123,16 @@ async def client(app) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def empty_database_url(request, tmp_path: Path) -> str:
+    """An empty database for a subprocess (CLI, live server) to migrate and own."""
+    if request.param == "postgres":
+        require_server("PostgreSQL", "127.0.0.1", 5432)
+        schema = f"gl_sub_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        await _pg_execute(f"CREATE SCHEMA {schema};")
+        yield f"{PG_URL}?schema={schema}"
+        await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
+    else:
+        yield f"sqlite://{tmp_path / 'sub.sqlite3'}"
