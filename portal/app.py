@@ -51,6 +51,13 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.include_router(hotline_router)
     app.include_router(staff_router)
 
+    @app.get("/", include_in_schema=False)
+    async def index() -> dict:
+        # The resident pages replace this index when the web portal arrives.
+        return {"name": "Gridlink 网格联动", "api_docs": "/docs",
+                "open311": "/open311/v2/services.json", "hotline": "/api/v1/hotline/tickets",
+                "staff": "/api/v1/staff/cases"}
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
         return {"ok": True}
