@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from portal import db
+from portal import db, logs
 from portal.cases.service import CaseError
 from portal.i18n import gettext_for, normalise_language
 from portal.intake.submission import InvalidSubmission, Throttled
@@ -25,6 +25,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # uvicorn sets up its handlers before the app starts; filter them here.
+        logs.install_filter()
         if not manage_db:
             yield
             return

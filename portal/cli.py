@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from portal import db
+from portal import db, logs
 from portal.settings import get_settings
 
 
@@ -30,7 +30,7 @@ def _run(coro_factory):
 @click.group()
 def main() -> None:
     """Gridlink (网格联动): citizen reports for grid-based city management."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.setup(logging.INFO)
 
 
 @main.command()
