@@ -72,7 +72,8 @@ async def database_url(request, tmp_path_factory) -> str:
 
 
 TABLES = ("photo", "subscription", "case_event", "case_key", "report", "case_", "identity",
-          "person", "address_point", "daily_counter", "staff_user", "api_key")
+          "person", "address_point", "daily_counter", "staff_session", "staff_user",
+          "api_key")
 
 
 @pytest.fixture

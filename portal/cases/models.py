@@ -115,6 +115,13 @@ class Case(Model):
         indexes = (
             ("cell", "status", "first_reported_at"),
             ("status", "category", "first_reported_at"),
+            # The staff case list: newest first (id desc) within a status, category or
+            # department, and the cases flagged as, or merged into, another case.
+            ("status", "id"),
+            ("category", "id"),
+            ("department_id", "id"),
+            ("possible_duplicate_of_id",),
+            ("master_id",),
         )
 
 

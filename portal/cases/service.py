@@ -15,6 +15,7 @@ from portal.cases.models import (
     OPEN_STATUSES,
     Case,
     CaseEvent,
+    CaseKey,
     DailyCounter,
     Department,
     Person,
@@ -23,6 +24,7 @@ from portal.cases.models import (
     Status,
     Subscription,
 )
+from portal.i18n import _
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -39,8 +41,38 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 
+# How a status reads in a message (GLOSSARY.md, "Case statuses").
+STATUS_LABELS: dict[Status, str] = {
+    Status.NEW: _("received"),
+    Status.ACCEPTED: _("accepted"),
+    Status.DISPATCHED: _("dispatched"),
+    Status.IN_PROGRESS: _("in progress"),
+    Status.RESOLVED: _("resolved"),
+    Status.CLOSED: _("closed"),
+    Status.REJECTED: _("not accepted"),
+    Status.MERGED: _("merged"),
+}
+
+
 class CaseError(Exception):
-    """A change the lifecycle does not allow; the message says why."""
+    """A change the lifecycle does not allow; the message says why.
+
+    `message` is an English msgid formatted with `params`; str() gives the English text and
+    `translated(gettext)` the person's language (statuses by their GLOSSARY names).
+    """
+
+    def __init__(self, message: str, **params):
+        self.message = message
+        self.params = params
+        super().__init__(self.translated(lambda m: m))
+
+    def translated(self, t) -> str:
+        if not self.params:
+            return t(self.message)
+        return t(self.message).format(**{
+            k: t(STATUS_LABELS[v]) if isinstance(v, Status) else v
+            for k, v in self.params.items()
+        })
 
 
 def utcnow() -> datetime:
@@ -87,9 +119,10 @@ async def change_status(case_id: int, to: Status | str, *, actor: str,
     async with in_transaction() as conn:
         case = await Case.select_for_update().using_db(conn).get(id=case_id)
         if to not in TRANSITIONS[case.status]:
-            raise CaseError(f"A case that is {case.status.value} cannot become {to.value}.")
+            raise CaseError(_("A case that is {status} cannot become {to}."),
+                            status=case.status, to=to)
         if to == Status.REJECTED and not (reason or public_note):
-            raise CaseError("Give the reporter a reason when a case is not accepted.")
+            raise CaseError(_("Give the reporter a reason when a case is not accepted."))
         before = case.status
         case.status = to
         if to == Status.REJECTED:
@@ -106,9 +139,11 @@ async def change_status(case_id: int, to: Status | str, *, actor: str,
 async def add_note(case_id: int, *, actor: str, public_note: str | None,
                    internal_note: str | None, now: datetime | None = None) -> CaseEvent:
     if not (public_note or internal_note):
-        raise CaseError("Write a public or an internal note.")
+        raise CaseError(_("Write a public or an internal note."))
     async with in_transaction() as conn:
-        case = await Case.get(id=case_id).using_db(conn)
+        case = await Case.get_or_none(id=case_id).using_db(conn)
+        if case is None:
+            raise CaseError(_("No such case."))
         return await add_event(case, "note", conn, at=now, actor=actor,
                                public=bool(public_note), public_note=public_note,
                                internal_note=internal_note)
@@ -116,21 +151,25 @@ async def add_note(case_id: int, *, actor: str, public_note: str | None,
 
 async def assign_department(case_id: int, department_id: int | None, *, actor: str,
                             dispatch: bool = True, now: datetime | None = None) -> Case:
-    """Set the responsible department; from accepted this also dispatches the case."""
+    """Set the responsible department.
+
+    With `dispatch`, a case the lifecycle lets become dispatched (accepted, or in progress
+    at another department) is dispatched to it; a new case keeps waiting for acceptance.
+    """
     now = now or utcnow()
     async with in_transaction() as conn:
         case = await Case.select_for_update().using_db(conn).get(id=case_id)
         if case.status not in OPEN_STATUSES:
-            raise CaseError(f"A case that is {case.status.value} cannot be assigned.")
+            raise CaseError(_("A case that is {status} cannot be assigned."), status=case.status)
         dept = None
         if department_id is not None:
             dept = await Department.get_or_none(id=department_id).using_db(conn)
             if dept is None:
-                raise CaseError("No such department.")
+                raise CaseError(_("No such department."))
         case.department = dept
         await add_event(case, "department", conn, at=now, actor=actor,
                         data={"department": dept.code if dept else None})
-        if dispatch and dept and case.status in (Status.NEW, Status.ACCEPTED):
+        if dispatch and dept and Status.DISPATCHED in TRANSITIONS[case.status]:
             before = case.status
             case.status = Status.DISPATCHED
             await add_event(case, "status", conn, at=now, actor=actor,
@@ -150,18 +189,22 @@ async def merge_cases(source_id: int, target_id: int, *, actor: str,
                       now: datetime | None = None) -> Case:
     """Move every report, photo and subscriber of `source` into `target`; source becomes merged."""
     if source_id == target_id:
-        raise CaseError("A case cannot be merged into itself.")
+        raise CaseError(_("A case cannot be merged into itself."))
     now = now or utcnow()
     async with in_transaction() as conn:
         ids = sorted((source_id, target_id))
         locked = {c.id: c for c in await Case.select_for_update().using_db(conn).filter(id__in=ids)}
         if len(locked) != 2:
-            raise CaseError("No such case.")
+            raise CaseError(_("No such case."))
         source, target = locked[source_id], locked[target_id]
         if source.status == Status.MERGED:
-            raise CaseError(f"{source.code} is already merged.")
-        if target.status in (Status.MERGED, Status.REJECTED):
-            raise CaseError(f"{target.code} is {target.status.value} and cannot take reports.")
+            raise CaseError(_("{code} is already merged."), code=source.code)
+        if source.status not in OPEN_STATUSES:
+            raise CaseError(_("{code} is {status} and cannot be merged."), code=source.code,
+                            status=source.status)
+        if target.status not in OPEN_STATUSES:
+            raise CaseError(_("{code} is {status} and cannot take reports."), code=target.code,
+                            status=target.status)
         await Report.filter(case_id=source.id).using_db(conn).update(case_id=target.id)
         await Photo.filter(case_id=source.id).using_db(conn).update(case_id=target.id)
         for sub in await Subscription.filter(case_id=source.id).using_db(conn):
@@ -172,9 +215,23 @@ async def merge_cases(source_id: int, target_id: int, *, actor: str,
             else:
                 sub.case_id = target.id
                 await sub.save(using_db=conn)
+        # Address keys lead later address-only reports to the case that lives on.
+        for key in await CaseKey.filter(case_id=source.id).using_db(conn) \
+                .values_list("key", flat=True):
+            await CaseKey.get_or_create(key=key, case_id=target.id, using_db=conn)
+        # A "possible duplicate of" flag pointing at the source now points at the target.
+        await Case.filter(possible_duplicate_of_id=source.id).exclude(id=target.id) \
+            .using_db(conn).update(possible_duplicate_of_id=target.id)
+        if target.possible_duplicate_of_id == source.id:
+            target.possible_duplicate_of_id = None
+        if target.lat is None and source.lat is not None:
+            target.lat, target.lng, target.cell = source.lat, source.lng, source.cell
+        if not target.address and source.address:
+            target.address = source.address
         before = source.status
         source.status = Status.MERGED
         source.master_id = target.id
+        source.possible_duplicate_of_id = None
         target.fingerprint = (target.fingerprint + " " + source.fingerprint)[:1000]
         target.first_reported_at = min(target.first_reported_at, source.first_reported_at)
         target.last_reported_at = max(target.last_reported_at, source.last_reported_at)
@@ -195,12 +252,17 @@ async def unmerge_report(report_id: int, *, actor: str, now: datetime | None = N
 
     now = now or utcnow()
     async with in_transaction() as conn:
-        report = await Report.get_or_none(id=report_id).using_db(conn)
-        if report is None:
-            raise CaseError("No such report.")
-        old = await Case.select_for_update().using_db(conn).get(id=report.case_id)
-        if old.report_count <= 1:
-            raise CaseError("The report is the only one of its case; there is nothing to unmerge.")
+        found = await Report.get_or_none(id=report_id).using_db(conn)
+        if found is None:
+            raise CaseError(_("No such report."))
+        # Lock the case first, then the report (the order merge_cases takes them in).
+        old = await Case.select_for_update().using_db(conn).get(id=found.case_id)
+        report = await Report.select_for_update().using_db(conn).get(id=report_id)
+        if report.case_id != old.id:
+            raise CaseError(_("The case changed meanwhile; please try again."))
+        if await Report.filter(case_id=old.id).using_db(conn).count() <= 1:
+            raise CaseError(_("The report is the only one of its case; there is nothing to "
+                              "unmerge."))
         case = await Case.create(
             code=await next_code(now, conn), category=report.category, status=Status.NEW,
             first_reported_at=report.received_at, last_reported_at=report.received_at,
@@ -210,6 +272,9 @@ async def unmerge_report(report_id: int, *, actor: str, now: datetime | None = N
         report.join = "unmerged"
         await report.save(using_db=conn)
         await Photo.filter(report_id=report.id).using_db(conn).update(case_id=case.id)
+        for key in case.address_keys.split("|"):
+            if key:
+                await CaseKey.get_or_create(key=key, case_id=case.id, using_db=conn)
         still_there = await Report.filter(case_id=old.id, person_id=report.person_id) \
             .using_db(conn).exists()
         sub = await Subscription.get_or_none(case_id=old.id, person_id=report.person_id) \

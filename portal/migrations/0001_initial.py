@@ -97,7 +97,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'case_', 'app': 'portal', 'indexes': [Index(fields=['cell', 'status', 'first_reported_at']), Index(fields=['status', 'category', 'first_reported_at'])], 'pk_attr': 'id'},
+            options={'table': 'case_', 'app': 'portal', 'indexes': [Index(fields=['cell', 'status', 'first_reported_at']), Index(fields=['status', 'category', 'first_reported_at']), Index(fields=['status', 'id']), Index(fields=['category', 'id']), Index(fields=['department_id', 'id']), Index(fields=['possible_duplicate_of_id']), Index(fields=['master_id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -210,6 +210,18 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
             options={'table': 'staff_user', 'app': 'portal', 'pk_attr': 'id'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='StaffSession',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('user', fields.ForeignKeyField('portal.StaffUser', source_field='user_id', db_constraint=True, to_field='id', related_name='sessions', on_delete=OnDelete.CASCADE)),
+                ('token_hash', fields.CharField(unique=True, max_length=64)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('expires_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'staff_session', 'app': 'portal', 'pk_attr': 'id', 'table_description': 'A signed-in staff member: only the SHA-256 of the bearer token is stored.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -44,3 +44,18 @@ class ApiKey(Model):
 
     class Meta:
         table = "api_key"
+
+
+class StaffSession(Model):
+    """A signed-in staff member: only the SHA-256 of the bearer token is stored."""
+
+    id = fields.BigIntField(primary_key=True)
+    user: fields.ForeignKeyRelation[StaffUser] = fields.ForeignKeyField(
+        "portal.StaffUser", related_name="sessions", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "staff_session"

@@ -1,56 +1,113 @@
-"""Staff accounts (argon2 password hashes, lockout after repeated failures) and API keys."""
+"""Staff accounts (argon2 password hashes, lockout after repeated failures), sign-in sessions
+(opaque bearer tokens, only their SHA-256 stored) and API keys."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.transactions import in_transaction
 
 from portal.cases.models import Department
-from portal.staff.models import ApiKey, Role, StaffUser
+from portal.i18n import _
+from portal.staff.models import ApiKey, Role, StaffSession, StaffUser
 
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of "no such user" equal to "wrong password".
 _DUMMY_HASH = _hasher.hash("gridlink-dummy-password")
 
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
+MIN_PASSWORD = 10
+# Argon2 hashes whatever it is given: a bound keeps one request from costing seconds.
+MAX_PASSWORD = 1024
+# One working shift; the console signs in again after it.
+SESSION_LIFETIME = timedelta(hours=12)
+HOTLINE_LINES = ("12345", "12319", "962121")
+
 
 class StaffError(Exception):
+    """A refused account change. `message` is an English msgid, formatted with `params`."""
+
+    def __init__(self, message: str, **params):
+        super().__init__(message.format(**params) if params else message)
+        self.message = message
+        self.params = params
+
+    def translated(self, t) -> str:
+        return t(self.message).format(**self.params)
+
+
+class UsernameTaken(StaffError):
     pass
+
+
+class NoSuchAccount(StaffError):
+    pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 async def create_user(username: str, password: str, role: Role | str,
                       department_code: str | None = None) -> StaffUser:
     role = Role(role)
-    if len(password) < 10:
-        raise StaffError("Use a password of at least 10 characters.")
+    if not USERNAME.match(username):
+        raise StaffError(_("A username has 2 to 64 letters, digits, dots, dashes or "
+                           "underscores."))
+    if len(password) < MIN_PASSWORD:
+        raise StaffError(_("Use a password of at least 10 characters."))
+    if len(password) > MAX_PASSWORD:
+        raise StaffError(_("The password is too long."))
     if await StaffUser.filter(username=username).exists():
-        raise StaffError(f"The username {username} is taken.")
+        raise UsernameTaken(_("The username {username} is taken."), username=username)
     dept = None
     if role == Role.DEPARTMENT:
         if not department_code:
-            raise StaffError("A department account needs a department.")
+            raise StaffError(_("A department account needs a department."))
         dept = await Department.get_or_none(code=department_code)
         if dept is None:
-            raise StaffError(f"No department with the code {department_code}.")
+            raise StaffError(_("No department with the code {code}."), code=department_code)
     return await StaffUser.create(username=username, password_hash=_hasher.hash(password),
                                   role=role, department=dept)
 
 
+async def deactivate_user(username: str, *, by: StaffUser) -> StaffUser:
+    """Switch an account off and end its sessions at once."""
+    if username == by.username:
+        raise StaffError(_("You cannot deactivate your own account."))
+    async with in_transaction() as conn:
+        user = None
+        if USERNAME.match(username):
+            user = await StaffUser.get_or_none(username=username).using_db(conn)
+        if user is None:
+            raise NoSuchAccount(_("No staff account {username}."), username=username)
+        user.active = False
+        await user.save(update_fields=["active"], using_db=conn)
+        await StaffSession.filter(user_id=user.id).using_db(conn).delete()
+    return user
+
+
 async def authenticate(username: str, password: str, *, max_failures: int,
                        lockout: timedelta) -> StaffUser | None:
-    """The user for a right password; None otherwise. Locks the account after repeated failures."""
-    user = await StaffUser.get_or_none(username=username, active=True)
-    now = datetime.now(UTC)
-    if user is None:
+    """The user for a right password; None otherwise. Locks the account after repeated failures.
+
+    Every refusal costs one argon2 verification, so that neither timing nor the answer tells
+    whether the username exists or is locked.
+    """
+    now = utcnow()
+    user = None
+    if len(username) <= 64 and len(password) <= MAX_PASSWORD:
+        user = await StaffUser.get_or_none(username=username, active=True)
+    if user is None or (user.locked_until and user.locked_until > now):
         try:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_DUMMY_HASH, password[:MAX_PASSWORD])
         except VerificationError:
             pass
-        return None
-    if user.locked_until and user.locked_until > now:
         return None
     try:
         _hasher.verify(user.password_hash, password)
@@ -73,14 +130,41 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+async def start_session(user: StaffUser, *, lifetime: timedelta = SESSION_LIFETIME
+                        ) -> tuple[str, StaffSession]:
+    """A new bearer token for `user` (returned once; only its hash is kept)."""
+    now = utcnow()
+    token = secrets.token_urlsafe(32)
+    await StaffSession.filter(expires_at__lte=now).delete()
+    session = await StaffSession.create(user=user, token_hash=_digest(token),
+                                        expires_at=now + lifetime)
+    return token, session
+
+
+async def session_user(token: str | None) -> StaffUser | None:
+    """The active user a bearer token belongs to, while the session lasts."""
+    if not token or len(token) > 200:
+        return None
+    session = await StaffSession.get_or_none(
+        token_hash=_digest(token), expires_at__gt=utcnow()).prefetch_related("user")
+    if session is None or not session.user.active:
+        return None
+    return session.user
+
+
+async def end_session(token: str) -> None:
+    await StaffSession.filter(token_hash=_digest(token)).delete()
+
+
 async def create_api_key(name: str, kind: str, line: str | None = None) -> str:
     """Returns the new key; only its hash is kept, so it is shown once."""
     if kind not in ("open311", "hotline"):
-        raise StaffError("An API key is for open311 or hotline.")
-    if kind == "hotline" and line not in ("12345", "12319", "962121"):
-        raise StaffError("A hotline key is for line 12345, 12319 or 962121.")
+        raise StaffError(_("An API key is for open311 or hotline."))
+    if kind == "hotline" and line not in HOTLINE_LINES:
+        raise StaffError(_("A hotline key is for line 12345, 12319 or 962121."))
     key = secrets.token_urlsafe(24)
-    await ApiKey.create(name=name, kind=kind, line=line, key_hash=_digest(key))
+    await ApiKey.create(name=name, kind=kind, line=line if kind == "hotline" else None,
+                        key_hash=_digest(key))
     return key
 
 

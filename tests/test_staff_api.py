@@ -1,0 +1,475 @@
+"""The staff JSON API as the console uses it: sign-in and lockout, sessions, roles and what each
+may see and do, the case lifecycle, merge and unmerge, the case list and its pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from argon2 import PasswordHasher
+
+from portal.cases.models import Case, CaseEvent, Department, Report, Status, Subscription
+from portal.intake.service import submit
+from portal.intake.submission import Submission
+from portal.staff.models import Role, StaffSession, StaffUser
+from portal.staff.service import create_api_key
+
+API = "/api/v1/staff"
+PASSWORD = "correct horse battery"
+T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+EN = {"Accept-Language": "en"}
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    # Argon2 is slow on purpose; one hash serves every account of every test.
+    return PasswordHasher().hash(PASSWORD)
+
+
+@pytest.fixture
+async def staff(clean_db, password_hash) -> None:
+    for username, role, dept in (("op", Role.OPERATOR, None), ("boss", Role.ADMIN, None),
+                                 ("roads", Role.DEPARTMENT, "shizheng"),
+                                 ("clean", Role.DEPARTMENT, "shirong")):
+        await StaffUser.create(
+            username=username, password_hash=password_hash, role=role,
+            department=await Department.get(code=dept) if dept else None)
+
+
+async def login(client, username: str, password: str = PASSWORD):
+    return await client.post(f"{API}/login", json={"username": username, "password": password})
+
+
+async def auth(client, username: str, password: str = PASSWORD) -> dict:
+    res = await login(client, username, password)
+    assert res.status_code == 200, res.text
+    return {"Authorization": f"Bearer {res.json()['token']}", **EN}
+
+
+async def report(settings, n: int, *, reporter: str | None = None, category: str = "garbage",
+                 text: str = "门口垃圾堆积没人清运", lat: float | None = None, at=T0,
+                 **kw) -> str:
+    """A case filed through the real intake; returns its code."""
+    receipt = await submit(Submission(
+        reporter=reporter or f"tg:{n}", channel="telegram", text=f"{text}（{n}号楼）",
+        category=category, lat=lat if lat is not None else 31.10 + n * 0.01, lng=121.40,
+        received_at=at, **kw), throttle=None, settings=settings)
+    return receipt.case_code
+
+
+async def assign(code: str, department_code: str, status: Status = Status.DISPATCHED) -> None:
+    dept = await Department.get(code=department_code)
+    await Case.filter(code=code).update(department_id=dept.id, status=status)
+
+
+# --- sign-in, sessions, accounts ----------------------------------------------------------------
+
+async def test_sign_in_gives_a_token_that_is_stored_only_as_a_hash(client, staff):
+    res = await login(client, "op")
+    assert res.status_code == 200
+    token = res.json()["token"]
+    assert res.json()["user"] == {"username": "op", "role": "operator", "department": None,
+                                  "active": True}
+    me = await client.get(f"{API}/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json()["username"] == "op"
+    session = await StaffSession.get()
+    assert session.token_hash != token and token not in session.token_hash
+    assert len(session.token_hash) == 64
+
+
+async def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(client, staff):
+    wrong = await login(client, "op", "not the password")
+    nobody = await login(client, "nobody-here", "not the password")
+    assert wrong.status_code == nobody.status_code == 401
+    assert wrong.json() == nobody.json()
+
+
+async def test_repeated_failures_pause_sign_in_without_telling_the_account_exists(
+        client, staff, settings):
+    for _ in range(settings.login_max_failures):
+        assert (await login(client, "op", "guess")).status_code == 401
+    paused = await login(client, "op")
+    assert paused.status_code == 401
+    assert paused.json() == (await login(client, "nobody-here")).json()
+    # The pause is over (as if login_lockout_minutes had passed).
+    await StaffUser.filter(username="op").update(locked_until=datetime.now(UTC) -
+                                                 timedelta(seconds=1))
+    assert (await login(client, "op")).status_code == 200
+
+
+async def test_logout_ends_the_session(client, staff):
+    headers = await auth(client, "op")
+    assert (await client.post(f"{API}/logout", headers=headers)).status_code == 204
+    again = await client.get(f"{API}/cases", headers=headers)
+    assert again.status_code == 401
+    assert again.headers["www-authenticate"] == "Bearer"
+    assert await StaffSession.all().count() == 0
+
+
+async def test_an_expired_session_is_refused(client, staff):
+    headers = await auth(client, "op")
+    assert (await client.get(f"{API}/cases", headers=headers)).status_code == 200
+    await StaffSession.all().update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert (await client.get(f"{API}/cases", headers=headers)).status_code == 401
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer ", "Bearer not-a-token",
+                                           "Basic b3A6cGFzc3dvcmQ=", "Bearer " + "x" * 500])
+async def test_no_valid_token_no_cases(client, staff, authorization):
+    headers = {"Authorization": authorization} if authorization else {}
+    res = await client.get(f"{API}/cases", headers=headers)
+    assert res.status_code == 401
+
+
+async def test_an_admin_creates_and_deactivates_accounts(client, staff):
+    admin = await auth(client, "boss")
+    created = await client.post(f"{API}/users", headers=admin, json={
+        "username": "li.roads", "password": "a-long-password", "role": "department",
+        "department_code": "shizheng"})
+    assert created.status_code == 201
+    assert created.json()["department"] == "shizheng"
+    taken = await client.post(f"{API}/users", headers=admin, json={
+        "username": "li.roads", "password": "a-long-password", "role": "operator"})
+    assert taken.status_code == 409
+    short = await client.post(f"{API}/users", headers=admin, json={
+        "username": "wang.wu", "password": "short", "role": "operator"})
+    assert short.status_code == 422 and "10" in short.json()["detail"]
+
+    li = await auth(client, "li.roads", "a-long-password")
+    off = await client.post(f"{API}/users/li.roads/deactivate", headers=admin)
+    assert off.status_code == 200 and off.json()["active"] is False
+    assert (await client.get(f"{API}/me", headers=li)).status_code == 401
+    assert (await login(client, "li.roads", "a-long-password")).status_code == 401
+    self_off = await client.post(f"{API}/users/boss/deactivate", headers=admin)
+    assert self_off.status_code == 409
+    missing = await client.post(f"{API}/users/nobody/deactivate", headers=admin)
+    assert missing.status_code == 404
+
+
+async def test_only_an_admin_manages_accounts(client, staff):
+    op = await auth(client, "op")
+    res = await client.post(f"{API}/users", headers=op, json={
+        "username": "sneaky", "password": "a-long-password", "role": "admin"})
+    assert res.status_code == 403
+    assert (await client.get(f"{API}/users", headers=op)).status_code == 403
+    assert not await StaffUser.filter(username="sneaky").exists()
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+async def test_a_department_sees_and_handles_only_its_own_cases(client, staff, settings):
+    ours = await report(settings, 1)
+    theirs = await report(settings, 2)
+    nobody = await report(settings, 3)
+    await assign(ours, "shizheng")
+    await assign(theirs, "shirong")
+    roads = await auth(client, "roads")
+
+    listed = await client.get(f"{API}/cases", headers=roads)
+    assert [c["code"] for c in listed.json()["items"]] == [ours]
+    assert (await client.get(f"{API}/cases/{ours}", headers=roads)).status_code == 200
+    for code in (theirs, nobody):
+        res = await client.get(f"{API}/cases/{code}", headers=roads)
+        assert res.status_code == 404
+        res = await client.post(f"{API}/cases/{code}/status", headers=roads,
+                                json={"status": "in_progress"})
+        assert res.status_code == 404
+        res = await client.post(f"{API}/cases/{code}/notes", headers=roads,
+                                json={"internal_note": "not ours"})
+        assert res.status_code == 404
+    # Asking for another department's list gives nothing of theirs either.
+    other = await client.get(f"{API}/cases", headers=roads, params={"department": "shirong"})
+    assert other.json()["items"] == []
+
+    taken = await client.post(f"{API}/cases/{ours}/status", headers=roads,
+                              json={"status": "in_progress", "public_note": "已安排人员处理"})
+    assert taken.status_code == 200 and taken.json()["status"] == "in_progress"
+    # Closing, dispatching and merging are the grid centre's.
+    for path, body in (("status", {"status": "rejected", "reason": "not ours"}),
+                       ("department", {"department_code": "shirong"}),
+                       ("merge", {"into": theirs})):
+        res = await client.post(f"{API}/cases/{ours}/{path}", headers=roads, json=body)
+        assert res.status_code == 403, (path, res.text)
+    assert (await Case.get(code=ours)).status == Status.IN_PROGRESS
+    assert (await Case.get(code=theirs)).status == Status.DISPATCHED
+
+
+async def test_the_operator_dispatches_and_the_department_then_sees_the_case(
+        client, staff, settings):
+    code = await report(settings, 1)
+    op, roads = await auth(client, "op"), await auth(client, "roads")
+    assert (await client.get(f"{API}/cases/{code}", headers=roads)).status_code == 404
+    # A new case gets its department but waits for acceptance.
+    early = await client.post(f"{API}/cases/{code}/department", headers=op,
+                              json={"department_code": "shizheng"})
+    assert early.status_code == 200
+    assert early.json()["status"] == "new" and early.json()["department"] == "shizheng"
+    await client.post(f"{API}/cases/{code}/status", headers=op, json={"status": "accepted"})
+    dispatched = await client.post(f"{API}/cases/{code}/department", headers=op,
+                                   json={"department_code": "shizheng"})
+    assert dispatched.json()["status"] == "dispatched"
+    seen = await client.get(f"{API}/cases/{code}", headers=roads)
+    assert seen.status_code == 200 and seen.json()["department"] == "shizheng"
+    unknown = await client.post(f"{API}/cases/{code}/department", headers=op,
+                                json={"department_code": "nowhere"})
+    assert unknown.status_code == 422
+
+
+# --- lifecycle ----------------------------------------------------------------------------------
+
+async def test_the_lifecycle_from_new_to_closed_records_who_did_what(client, staff, settings):
+    code = await report(settings, 1)
+    op, roads = await auth(client, "op"), await auth(client, "roads")
+
+    refused = await client.post(f"{API}/cases/{code}/status", headers=op,
+                                json={"status": "closed"})
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "A case that is received cannot become closed."
+
+    steps = [(op, {"status": "accepted", "internal_note": "核实属实"}),
+             (op, None),
+             (roads, {"status": "in_progress", "public_note": "已安排人员清运"}),
+             (roads, {"status": "resolved", "public_note": "已清运完毕"}),
+             (op, {"status": "closed"})]
+    for headers, body in steps:
+        if body is None:
+            res = await client.post(f"{API}/cases/{code}/department", headers=headers,
+                                    json={"department_code": "shizheng"})
+        else:
+            res = await client.post(f"{API}/cases/{code}/status", headers=headers, json=body)
+        assert res.status_code == 200, res.text
+    detail = (await client.get(f"{API}/cases/{code}", headers=op)).json()
+    assert detail["status"] == "closed" and detail["closed_at"]
+    changes = [(e["status_from"], e["status_to"], e["actor"])
+               for e in detail["events"] if e["kind"] == "status"]
+    assert changes == [
+        ("new", "accepted", "op"), ("accepted", "dispatched", "op"),
+        ("dispatched", "in_progress", "roads"), ("in_progress", "resolved", "roads"),
+        ("resolved", "closed", "op")]
+    assert any(e["kind"] == "department" and e["actor"] == "op" for e in detail["events"])
+    again = await client.post(f"{API}/cases/{code}/status", headers=op,
+                              json={"status": "in_progress"})
+    assert again.status_code == 409
+
+
+@pytest.mark.parametrize("start, to, allowed", [
+    (Status.NEW, Status.ACCEPTED, True),
+    (Status.NEW, Status.DISPATCHED, False),
+    (Status.NEW, Status.RESOLVED, False),
+    (Status.ACCEPTED, Status.NEW, False),
+    (Status.DISPATCHED, Status.ACCEPTED, True),
+    (Status.RESOLVED, Status.IN_PROGRESS, True),
+    (Status.CLOSED, Status.IN_PROGRESS, False),
+    (Status.REJECTED, Status.ACCEPTED, False),
+    (Status.IN_PROGRESS, Status.MERGED, False),
+])
+async def test_transitions_allowed_and_refused(client, staff, settings, start, to, allowed):
+    code = await report(settings, 1)
+    await Case.filter(code=code).update(status=start)
+    op = await auth(client, "op")
+    res = await client.post(f"{API}/cases/{code}/status", headers=op, json={"status": to.value})
+    assert res.status_code == (200 if allowed else 409), res.text
+    assert (await Case.get(code=code)).status == (to if allowed else start)
+
+
+async def test_not_accepting_a_case_needs_a_reason(client, staff, settings):
+    code = await report(settings, 1)
+    op = await auth(client, "op")
+    bare = await client.post(f"{API}/cases/{code}/status", headers=op,
+                             json={"status": "rejected"})
+    assert bare.status_code == 409 and "reason" in bare.json()["detail"]
+    ok = await client.post(f"{API}/cases/{code}/status", headers=op,
+                           json={"status": "rejected", "reason": "不属于受理范围"})
+    assert ok.status_code == 200 and ok.json()["rejected_reason"] == "不属于受理范围"
+
+
+async def test_notes_public_and_internal(client, staff, settings):
+    code = await report(settings, 1)
+    op = await auth(client, "op")
+    empty = await client.post(f"{API}/cases/{code}/notes", headers=op, json={})
+    assert empty.status_code == 409
+    res = await client.post(f"{API}/cases/{code}/notes", headers=op,
+                            json={"internal_note": "联系物业核实"})
+    assert res.status_code == 200
+    note = await CaseEvent.get(kind="note")
+    assert note.actor == "op" and note.public is False and note.internal_note == "联系物业核实"
+
+
+@pytest.mark.parametrize("body", [{"status": "volcano"}, {"status": None}, {},
+                                  {"status": "accepted", "public_note": "x" * 2001},
+                                  {"status": "accepted", "colour": "red"}])
+async def test_bad_status_bodies_are_refused(client, staff, settings, body):
+    code = await report(settings, 1)
+    op = await auth(client, "op")
+    res = await client.post(f"{API}/cases/{code}/status", headers=op, json=body)
+    assert res.status_code == 422
+    assert (await Case.get(code=code)).status == Status.NEW
+
+
+# --- merge and unmerge --------------------------------------------------------------------------
+
+async def _subscribers(*codes: str) -> set[int]:
+    ids = await Case.filter(code__in=codes).values_list("id", flat=True)
+    return set(await Subscription.filter(case_id__in=list(ids))
+               .values_list("person_id", flat=True))
+
+
+async def test_merge_and_unmerge_keep_every_report_and_subscriber(client, staff, settings):
+    a = await report(settings, 1, reporter="tg:1")
+    await report(settings, 1, reporter="tg:2", text="垃圾一直没人清运", at=T0 + timedelta(hours=1))
+    b = await report(settings, 5, reporter="tg:3", text="这里的垃圾没人管")
+    await report(settings, 5, reporter="tg:2", text="还是一堆垃圾", at=T0 + timedelta(hours=1))
+    assert (await Case.get(code=a)).report_count == 2
+    reports_before = await Report.all().count()
+    people_before = await _subscribers(a, b)
+    assert len(people_before) == 3
+    op = await auth(client, "op")
+
+    merged = await client.post(f"{API}/cases/{b}/merge", headers=op, json={"into": a})
+    assert merged.status_code == 200, merged.text
+    detail = merged.json()
+    assert detail["code"] == a and detail["report_count"] == 4
+    assert detail["reporter_count"] == 3 and detail["subscriber_count"] == 3
+    assert detail["merged_from"] == [b]
+    source = (await client.get(f"{API}/cases/{b}", headers=op)).json()
+    assert source["status"] == "merged" and source["master"] == a and source["reports"] == []
+    assert await Report.all().count() == reports_before
+    assert await _subscribers(a) == people_before
+
+    third = next(r for r in detail["reports"] if r["identity"] == "tg:3")
+    split = await client.post(f"{API}/reports/{third['id']}/unmerge", headers=op)
+    assert split.status_code == 200, split.text
+    new = split.json()
+    assert new["code"] not in (a, b) and new["status"] == "new"
+    assert new["report_count"] == 1 and new["subscriber_count"] == 1
+    assert [r["id"] for r in new["reports"]] == [third["id"]]
+    left = (await client.get(f"{API}/cases/{a}", headers=op)).json()
+    assert left["report_count"] == 3 and left["reporter_count"] == 2
+    assert await Report.all().count() == reports_before
+    assert await _subscribers(a, new["code"]) == people_before
+    events = [(e.kind, e.actor) for e in await CaseEvent.filter(kind__in=["merged", "unmerged"])]
+    assert sorted(events) == [("merged", "op"), ("merged", "op"), ("unmerged", "op")]
+
+
+async def test_merges_the_lifecycle_refuses(client, staff, settings):
+    a, b, c = [await report(settings, n) for n in (1, 2, 3)]
+    await Case.filter(code=c).update(status=Status.CLOSED)
+    op = await auth(client, "op")
+    into_self = await client.post(f"{API}/cases/{a}/merge", headers=op, json={"into": a})
+    assert into_self.status_code == 409
+    into_closed = await client.post(f"{API}/cases/{a}/merge", headers=op, json={"into": c})
+    assert into_closed.status_code == 409 and c in into_closed.json()["detail"]
+    unknown = await client.post(f"{API}/cases/{a}/merge", headers=op,
+                                json={"into": "GL-20000101-0001"})
+    assert unknown.status_code == 404
+    assert (await client.post(f"{API}/cases/{a}/merge", headers=op,
+                              json={"into": b})).status_code == 200
+    twice = await client.post(f"{API}/cases/{a}/merge", headers=op, json={"into": b})
+    assert twice.status_code == 409
+    last = (await Report.all().order_by("-id").first()).id
+    unknown_report = await client.post(f"{API}/reports/{last + 1000}/unmerge", headers=op)
+    assert unknown_report.status_code == 404
+    huge = await client.post(f"{API}/reports/{2**70}/unmerge", headers=op)
+    assert huge.status_code == 422
+
+
+async def test_an_unmerge_of_the_only_report_is_refused(client, staff, settings):
+    code = await report(settings, 1)
+    op = await auth(client, "op")
+    rid = (await Report.get()).id
+    res = await client.post(f"{API}/reports/{rid}/unmerge", headers=op)
+    assert res.status_code == 409
+    assert (await Case.get(code=code)).report_count == 1
+
+
+# --- list and detail ---------------------------------------------------------------------------
+
+async def test_the_list_pages_newest_first_without_gaps_or_repeats(client, staff, settings):
+    codes = [await report(settings, n) for n in range(7)]
+    op = await auth(client, "op")
+    seen, before = [], None
+    for _ in range(5):
+        params = {"limit": 3, **({"before_id": before} if before else {})}
+        page = (await client.get(f"{API}/cases", headers=op, params=params)).json()
+        seen += [c["code"] for c in page["items"]]
+        before = page["next_before_id"]
+        if before is None:
+            break
+    assert seen == list(reversed(codes))
+
+
+async def test_the_list_filters(client, staff, settings):
+    light = await report(settings, 1, category="street_light", text="路灯不亮")
+    garbage = await report(settings, 2)
+    late = await report(settings, 3, at=T0 + timedelta(days=3))
+    await Case.filter(code=garbage).update(status=Status.ACCEPTED)
+    await Case.filter(code=late).update(possible_duplicate_of_id=(await Case.get(code=light)).id)
+    await assign(light, "shizheng", Status.DISPATCHED)
+    op = await auth(client, "op")
+
+    async def codes(**params) -> list[str]:
+        res = await client.get(f"{API}/cases", headers=op, params=params)
+        assert res.status_code == 200, res.text
+        return [c["code"] for c in res.json()["items"]]
+
+    assert await codes(status="accepted") == [garbage]
+    assert await codes(status=["accepted", "dispatched"]) == [garbage, light]
+    assert await codes(category="street_light") == [light]
+    assert await codes(department="shizheng") == [light]
+    assert await codes(possible_duplicate="true") == [late]
+    assert await codes(q=garbage.lower()) == [garbage]
+    assert await codes(created_from="2026-11-21") == [late]
+    assert await codes(created_to="2026-11-20") == [garbage, light]
+    assert await codes(created_from="2026-11-23T09:00:00+08:00",
+                       created_to="2026-11-23T11:00:00+08:00") == [late]
+    bad = await client.get(f"{API}/cases", headers=op, params={"status": "volcano"})
+    assert bad.status_code == 422
+    nowhere = await client.get(f"{API}/cases", headers=op, params={"department": "nowhere"})
+    assert nowhere.status_code == 422
+    listed = (await client.get(f"{API}/cases", headers=op, params={"q": late})).json()
+    assert listed["items"][0]["possible_duplicate_of"] == light
+
+
+async def test_the_detail_shows_reports_with_contacts_events_and_the_flagged_candidate(
+        client, staff, settings):
+    first = await report(settings, 1)
+    second = await report(settings, 2)
+    await Case.filter(code=second).update(
+        possible_duplicate_of_id=(await Case.get(code=first)).id)
+    key = await create_api_key("12345 system", "hotline", "12345")
+    hotline = await client.post("/api/v1/hotline/tickets", headers={"X-Api-Key": key}, json={
+        "tickets": [{"line": "12345", "ticket_no": "H1",
+                     "received_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+                     "category": "noise", "address": "徐汇区漕溪北路200号",
+                     "description": "夜里施工噪声很大", "caller_phone": "13912345678"}]})
+    phoned = hotline.json()["results"][0]["case_code"]
+    assert "13912345678" not in hotline.text
+    op = await auth(client, "op")
+
+    detail = (await client.get(f"{API}/cases/{phoned}", headers=op)).json()
+    [rep] = detail["reports"]
+    assert rep["channel"] == "hotline" and rep["contact"]["phone"] == "13912345678"
+    assert rep["extra"]["ticket_no"] == "H1"
+    assert detail["events"][0]["kind"] == "created"
+
+    flagged = (await client.get(f"{API}/cases/{second}", headers=op)).json()
+    assert flagged["possible_duplicate"]["code"] == first
+    assert (await client.get(f"{API}/cases/{first}", headers=op)).json()["flagged_by"] == [second]
+    assert (await client.get(f"{API}/cases/GL-20000101-0001", headers=op)).status_code == 404
+
+
+async def test_odd_characters_are_refused_not_crashed_on(client, staff, settings):
+    code = await report(settings, 1)
+    op = await auth(client, "op")
+    assert (await client.get(f"{API}/cases/GL%00", headers=op)).status_code == 404
+    assert (await client.get(f"{API}/cases", headers=op,
+                             params={"q": "GL\x00", "category": "x\x00"})).status_code == 422
+    note = await client.post(f"{API}/cases/{code}/notes", headers=op,
+                             json={"internal_note": "a\x00b"})
+    assert note.status_code == 422
+    merge = await client.post(f"{API}/cases/{code}/merge", headers=op, json={"into": "GL-\u00e9"})
+    assert merge.status_code == 404
+    assert (await client.post(f"{API}/login", json={"username": "op\x00",
+                                                    "password": PASSWORD})).status_code == 422
+    gone = await client.post(f"{API}/users/op%00/deactivate", headers=await auth(client, "boss"))
+    assert gone.status_code == 404
