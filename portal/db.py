@@ -31,7 +31,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 async def init_db(database_url: str) -> None:
-    await Tortoise.init(config=tortoise_config(database_url))
+    # uvicorn runs the lifespan in another task than the requests: without the global
+    # fallback, requests would find no Tortoise context.
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 
 async def migrate(database_url: str) -> None:
@@ -43,7 +45,7 @@ async def migrate(database_url: str) -> None:
 
 
 async def close_db() -> None:
-    await connections.close_all()
+    await Tortoise.close_connections()
 
 
 def dialect() -> str:
