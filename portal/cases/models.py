@@ -113,7 +113,9 @@ class Case(Model):
     class Meta:
         table = "case_"
         indexes = (
-            ("cell", "status", "first_reported_at"),
+            # The candidate search: a ring of cells, recent, then a box around the point, read
+            # from the index alone; only the few cases inside the box are fetched.
+            ("cell", "first_reported_at", "lat", "lng"),
             ("status", "category", "first_reported_at"),
             # The staff case list: newest first (id desc) within a status, category or
             # department, and the cases flagged as, or merged into, another case.
