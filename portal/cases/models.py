@@ -161,7 +161,8 @@ class Report(Model):
 
     class Meta:
         table = "report"
-        indexes = (("person_id", "received_at"),)
+        # A reporter's recent reports (repeats); a case's reports (merge, counts, case page).
+        indexes = (("person_id", "received_at"), ("case_id", "person_id"))
 
 
 class Photo(Model):
@@ -184,6 +185,7 @@ class Photo(Model):
 
     class Meta:
         table = "photo"
+        indexes = (("case_id",), ("report_id",))
 
 
 class CaseEvent(Model):
@@ -206,6 +208,7 @@ class CaseEvent(Model):
 
     class Meta:
         table = "case_event"
+        indexes = (("case_id", "created_at"),)
 
 
 class Subscription(Model):
@@ -240,6 +243,7 @@ class CaseKey(Model):
     class Meta:
         table = "case_key"
         unique_together = (("key", "case"),)
+        indexes = (("case_id",),)
 
 
 class AddressPoint(Model):

@@ -115,7 +115,7 @@ class Migration(migrations.Migration):
                 ('data', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'case_event', 'app': 'portal', 'pk_attr': 'id', 'table_description': 'Everything that happens to a case. Feedback turns public events into progress updates.'},
+            options={'table': 'case_event', 'app': 'portal', 'indexes': [Index(fields=['case_id', 'created_at'])], 'pk_attr': 'id', 'table_description': 'Everything that happens to a case. Feedback turns public events into progress updates.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -125,7 +125,7 @@ class Migration(migrations.Migration):
                 ('key', fields.CharField(db_index=True, max_length=120)),
                 ('case', fields.ForeignKeyField('portal.Case', source_field='case_id', db_constraint=True, to_field='id', related_name='keys', on_delete=OnDelete.CASCADE)),
             ],
-            options={'table': 'case_key', 'app': 'portal', 'unique_together': (('key', 'case'),), 'pk_attr': 'id', 'table_description': 'An address key (road and number, or two crossing roads) a case was reported at.'},
+            options={'table': 'case_key', 'app': 'portal', 'unique_together': (('key', 'case'),), 'indexes': [Index(fields=['case_id'])], 'pk_attr': 'id', 'table_description': 'An address key (road and number, or two crossing roads) a case was reported at.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -176,7 +176,7 @@ class Migration(migrations.Migration):
                 ('extra', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'report', 'app': 'portal', 'indexes': [Index(fields=['person_id', 'received_at'])], 'pk_attr': 'id', 'table_description': 'One submission, exactly as received. A case keeps every report ever merged into it.'},
+            options={'table': 'report', 'app': 'portal', 'indexes': [Index(fields=['person_id', 'received_at']), Index(fields=['case_id', 'person_id'])], 'pk_attr': 'id', 'table_description': 'One submission, exactly as received. A case keeps every report ever merged into it.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -193,7 +193,7 @@ class Migration(migrations.Migration):
                 ('kind', fields.CharField(default='report', max_length=8)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'photo', 'app': 'portal', 'pk_attr': 'id'},
+            options={'table': 'photo', 'app': 'portal', 'indexes': [Index(fields=['case_id']), Index(fields=['report_id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
