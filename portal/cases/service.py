@@ -16,7 +16,6 @@ from portal.cases.models import (
     Case,
     CaseEvent,
     CaseKey,
-    DailyCounter,
     Department,
     Person,
     Photo,
@@ -82,11 +81,11 @@ def utcnow() -> datetime:
 async def next_code(now: datetime, conn) -> str:
     """GL-YYYYMMDD-NNNN, numbered per Shanghai day."""
     day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-    await DailyCounter.get_or_create(day=day, using_db=conn)
+    # One statement: the day's first case creates the counter, every later one counts on.
+    mark = "$1" if conn.capabilities.dialect == "postgres" else "?"
     rows = await conn.execute_query_dict(
-        "UPDATE daily_counter SET value = value + 1 WHERE day = $1 RETURNING value"
-        if conn.capabilities.dialect == "postgres"
-        else "UPDATE daily_counter SET value = value + 1 WHERE day = ? RETURNING value",
+        f"INSERT INTO daily_counter (day, value) VALUES ({mark}, 1) ON CONFLICT (day) "
+        "DO UPDATE SET value = daily_counter.value + 1 RETURNING value",
         [day],
     )
     return f"GL-{day}-{rows[0]['value']:04d}"
