@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     merge_flag_score: float = 0.45
     repeat_window_minutes: float = 60.0
     recurrence_window_days: float = 30.0
+    # A report that matches two untouched open cases equally surely merges them into one.
+    merge_bridge_cases: bool = True
 
     # Bounds on what a submission may carry.
     max_text_chars: int = 2000

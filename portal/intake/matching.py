@@ -1,6 +1,14 @@
 """Does a new report describe the problem of an existing case? A score in [0, 1], or a veto.
 
 Place and category decide; text only confirms or vetoes (DESIGN.md, "What is known about merging").
+
+- Place: the distance between the two points when both have one (a point learned from an address
+  counts as approximate), else the address keys they share: the same road and house number is as
+  good as a point, two crossing roads a little less. Two different house numbers on one road veto.
+- Problem: the categories must be related (categories.related), and the problems the texts name
+  (text.topics) must overlap; a text that names none stands for its category's problems.
+  "other" is related to every category, so for it the named problem is what decides.
+- Text similarity adds a little; formulaic complaints look alike whatever they are about.
 """
 
 from __future__ import annotations
@@ -12,6 +20,17 @@ from portal.cases.categories import BY_KEY, related
 from portal.intake import address, geo, text
 
 FINGERPRINT_CHARS = 1000
+# Points closer than this share of the radius are as good as the same spot.
+SAME_SPOT_SHARE = 0.4
+# Place evidence from address keys alone.
+PLACE_SAME_NUMBER = 0.95
+PLACE_SAME_CROSSING = 0.85
+# A point learned from an address may sit this much further off than a measured one.
+APPROX_SLACK_M = 60.0
+# Factor when the categories differ but are related (a reporter picked the neighbouring one).
+RELATED_CATEGORY = 0.9
+# Factor when neither text names the problem and the categories differ.
+UNNAMED_PROBLEM = 0.75
 
 
 @dataclass
@@ -21,10 +40,11 @@ class Features:
     lng: float | None
     at: datetime
     body: str
-    bigrams: set[str] = field(default_factory=set)
-    numbers: set[str] = field(default_factory=set)
-    objects: set[str] = field(default_factory=set)
     keys: set[str] = field(default_factory=set)
+    # The point was learned from the address, not measured.
+    approx: bool = False
+    _topics: frozenset[str] | None = field(default=None, repr=False)
+    _bigrams: set[str] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, *, category: str, lat: float | None, lng: float | None, at: datetime,
@@ -32,14 +52,40 @@ class Features:
            keys: set[str] | None = None) -> Features:
         return cls(
             category=category, lat=lat, lng=lng, at=at, body=body,
-            bigrams=text.bigrams(body), numbers=text.house_numbers(body),
-            objects=text.objects(body),
             keys=keys if keys is not None else address.keys(address_text, body),
         )
+
+    # Text features are computed on first use: most candidates are decided by place alone.
+    @property
+    def topics(self) -> frozenset[str]:
+        if self._topics is None:
+            self._topics = text.topics(self.body)
+        return self._topics
+
+    @property
+    def bigrams(self) -> set[str]:
+        if self._bigrams is None:
+            self._bigrams = text.bigrams(self.body)
+        return self._bigrams
+
+    @property
+    def problems(self) -> frozenset[str]:
+        return self.topics or text.CATEGORY_TOPICS.get(self.category, frozenset())
 
 
 def fingerprint(body: str) -> str:
     return text.strip_boilerplate(text.normalise(body))[:FINGERPRINT_CHARS]
+
+
+def join_keys(keys: set[str]) -> str:
+    """Keys as stored on a case: "|"-joined, bounded by the column; whole keys only."""
+    out, size = [], 0
+    for k in sorted(keys, key=lambda k: ("&" in k, k)):
+        if size + len(k) + 1 > 500:
+            break
+        out.append(k)
+        size += len(k) + 1
+    return "|".join(sorted(out))
 
 
 def case_fields_for_report(report) -> dict:
@@ -51,7 +97,7 @@ def case_fields_for_report(report) -> dict:
         "lng": report.lng,
         "cell": geo.cell(report.lat, report.lng) if report.lat is not None else None,
         "address": report.address,
-        "address_keys": "|".join(sorted(keys))[:500],
+        "address_keys": join_keys(keys),
         "fingerprint": fingerprint(report.text),
     }
 
@@ -64,6 +110,45 @@ def case_features(case) -> Features:
     )
 
 
+def radius_for(category: str, radius_m: float) -> float:
+    return radius_m * BY_KEY.get(category, BY_KEY["other"]).radius_factor
+
+
+def place_score(new: Features, old: Features, radius: float) -> float:
+    """0 when the two are not at one place (or we cannot tell); towards 1 the surer."""
+    if address.numbers_conflict(new.keys, old.keys):
+        return 0.0
+    shared = new.keys & old.keys
+    keyed = 0.0
+    if any("#" in k for k in shared):
+        keyed = PLACE_SAME_NUMBER
+    elif shared:
+        keyed = PLACE_SAME_CROSSING
+    if new.lat is None or old.lat is None:
+        return keyed
+    d = geo.distance_m(new.lat, new.lng, old.lat, old.lng)
+    approx = new.approx or old.approx
+    reach = radius + (APPROX_SLACK_M if approx else 0.0)
+    if d > reach:
+        # A learned point may be off; the same address said in words still counts.
+        return keyed if approx else 0.0
+    near = reach * SAME_SPOT_SHARE
+    pointed = 1.0 if d <= near else 1.0 - 0.4 * (d - near) / (reach - near)
+    if approx:
+        pointed = min(pointed, PLACE_SAME_CROSSING)
+    return max(pointed, keyed)
+
+
+def problem_score(new: Features, old: Features) -> float:
+    """1 when the texts name one problem; 0 when they name different ones."""
+    if new.topics and old.topics:
+        return 1.0 if new.topics & old.topics else 0.0
+    if new.problems & old.problems:
+        return 1.0
+    # One text names a problem its category does not cover, or neither names any.
+    return UNNAMED_PROBLEM if new.category != "other" and old.category != "other" else 0.0
+
+
 def score(new: Features, old: Features, *, radius_m: float, window_days: float) -> float:
     """0 when the two cannot be one problem; towards 1 the surer we are."""
     if not related(new.category, old.category):
@@ -71,24 +156,26 @@ def score(new: Features, old: Features, *, radius_m: float, window_days: float) 
     age_days = abs((new.at - old.at).total_seconds()) / 86400
     if age_days > window_days:
         return 0.0
-    radius = radius_m * BY_KEY.get(old.category, BY_KEY["other"]).radius_factor
-    place = 0.0
-    if new.lat is not None and old.lat is not None:
-        d = geo.distance_m(new.lat, new.lng, old.lat, old.lng)
-        if d > radius:
-            return 0.0
-        place = 1.0 - 0.5 * (d / radius)
-    if new.keys and old.keys:
-        if new.keys & old.keys:
-            place = max(place, 0.9)
-        elif place == 0.0:
-            return 0.0
+    place = place_score(new, old, radius_for(old.category, radius_m))
     if place == 0.0:
         return 0.0
-    if new.numbers and old.numbers and not (new.numbers & old.numbers):
+    problem = problem_score(new, old)
+    if problem == 0.0:
         return 0.0
-    if new.objects and old.objects and not (new.objects & old.objects):
-        place *= 0.6
-    sim = text.jaccard(new.bigrams, old.bigrams)
-    cat = 1.0 if new.category == old.category else 0.85
-    return round(min(1.0, place * cat * (0.75 + sim)), 4)
+    cat = 1.0 if new.category == old.category else RELATED_CATEGORY
+    sim = text.containment(new.bigrams, old.bigrams)
+    return round(min(1.0, place * problem * cat * (0.9 + 0.2 * min(1.0, sim / 0.5))), 4)
+
+
+def compatible(a: Features, b: Features, *, radius_m: float) -> bool:
+    """Nothing says two cases are different problems: related categories, overlapping named
+    problems, no two house numbers on one road, points (if both have one) within reach.
+    Used before joining two cases that one report matches equally well."""
+    if not related(a.category, b.category) or problem_score(a, b) == 0.0:
+        return False
+    if address.numbers_conflict(a.keys, b.keys):
+        return False
+    if a.lat is not None and b.lat is not None:
+        reach = max(radius_for(a.category, radius_m), radius_for(b.category, radius_m))
+        return geo.distance_m(a.lat, a.lng, b.lat, b.lng) <= reach + APPROX_SLACK_M
+    return True

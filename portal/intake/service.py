@@ -28,7 +28,7 @@ from portal.cases.models import (
     Report,
     Status,
 )
-from portal.cases.service import add_event, next_code, subscribe, utcnow
+from portal.cases.service import CaseError, add_event, merge_cases, next_code, subscribe, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake import geo, matching, text
 from portal.intake.submission import (
@@ -111,8 +111,10 @@ async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
     for rep in recent:
         if text.jaccard(feats.bigrams, text.bigrams(rep.text)) < REPEAT_SIMILARITY:
             continue
-        if (feats.lat is not None and rep.lat is not None and geo.distance_m(
-                feats.lat, feats.lng, rep.lat, rep.lng) > 2 * settings.merge_radius_m):
+        # The same words about another place or another kind of problem are a new report.
+        if not matching.compatible(feats, matching.Features.of(
+                category=rep.category, lat=rep.lat, lng=rep.lng, at=rep.received_at,
+                body=rep.text, address_text=rep.address), radius_m=settings.merge_radius_m):
             continue
         case = await Case.get(id=rep.case_id)
         while case.status == Status.MERGED and case.master_id:
@@ -123,13 +125,16 @@ async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
 
 
 async def _locate(feats: matching.Features) -> tuple[float | None, float | None]:
-    """A point for an address-only report, from what earlier reports taught us."""
+    """A point for an address-only report, from what earlier reports taught us.
+
+    A road and house number pins the spot; a crossing only roughly (feats.approx)."""
     if not feats.keys:
         return None, None
     points = await AddressPoint.filter(key__in=sorted(feats.keys))
     if not points:
         return None, None
-    best = max(points, key=lambda p: p.samples)
+    best = max(points, key=lambda p: ("#" in p.key, p.samples))
+    feats.approx = "#" not in best.key
     return best.lat, best.lng
 
 
@@ -153,20 +158,35 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
     cats = related_to(feats.category)
     found: dict[int, Case] = {}
     if lat is not None:
+        # The ring of cells is wide; the box keeps only cases a point could match (matching
+        # vetoes anything further), so that few rows are read and turned into objects.
+        reach = max(matching.radius_for(c, settings.merge_radius_m) for c in cats) \
+            + matching.APPROX_SLACK_M
+        dlat = reach / 111_000.0
+        dlng = dlat / max(0.1, math.cos(math.radians(lat)))
         for case in await Case.filter(
             cell__in=geo.cells_near(lat, lng), first_reported_at__gte=since,
-            category__in=cats,
-        ).exclude(status=Status.MERGED).using_db(conn):
+            category__in=cats, lat__gte=lat - dlat, lat__lte=lat + dlat,
+            lng__gte=lng - dlng, lng__lte=lng + dlng,
+        ).exclude(status=Status.MERGED).only(*_CANDIDATE_FIELDS).using_db(conn):
             found[case.id] = case
     if feats.keys:
-        ids = await CaseKey.filter(key__in=sorted(feats.keys)).using_db(conn) \
-            .values_list("case_id", flat=True)
+        ids = await CaseKey.filter(key__in=sorted(feats.keys)).order_by("-case_id") \
+            .limit(_MAX_KEYED).using_db(conn).values_list("case_id", flat=True)
+        ids = [i for i in ids if i not in found]
         if ids:
             for case in await Case.filter(
-                id__in=list(ids), first_reported_at__gte=since, category__in=cats,
-            ).exclude(status=Status.MERGED).using_db(conn):
+                id__in=ids, first_reported_at__gte=since, category__in=cats,
+            ).exclude(status=Status.MERGED).only(*_CANDIDATE_FIELDS).using_db(conn):
                 found[case.id] = case
     return list(found.values())
+
+
+# What scoring and the decision read of a candidate case.
+_CANDIDATE_FIELDS = ("id", "code", "category", "status", "lat", "lng", "first_reported_at",
+                     "address_keys", "fingerprint")
+# Newest cases first when an address key (a busy crossing) was reported very often.
+_MAX_KEYED = 200
 
 
 def _lock_keys(lat: float | None, lng: float | None, feats: matching.Features) -> list[int]:
@@ -272,12 +292,14 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
                 settings: Settings, conn) -> tuple[Report, Case]:
     join, score, flag, recurrence = "new", None, None, None
     case: Case | None = None
+    bridge: Case | None = None
     if repeat_of is not None:
         case = await Case.select_for_update().using_db(conn).get(id=repeat_of.id)
         join = "repeat"
     else:
         best, best_score = None, 0.0
         closed_best, closed_score = None, 0.0
+        sure: list[Case] = []
         for cand in await _candidates(feats, lat, lng, now, settings, conn):
             s = matching.score(feats, matching.case_features(cand),
                                radius_m=settings.merge_radius_m,
@@ -285,6 +307,8 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
                                if cand.status in OPEN_STATUSES
                                else settings.recurrence_window_days)
             if cand.status in OPEN_STATUSES:
+                if s >= settings.merge_auto_score:
+                    sure.append(cand)
                 if s > best_score:
                     best, best_score = cand, s
             elif cand.status == Status.CLOSED and s > closed_score:
@@ -292,6 +316,7 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
         if best is not None and best_score >= settings.merge_auto_score:
             case = await Case.select_for_update().using_db(conn).get(id=best.id)
             join, score = "merged", best_score
+            bridge = _bridge_candidate(best, sure, settings)
         else:
             if best is not None and best_score >= settings.merge_flag_score:
                 flag, score = best, best_score
@@ -336,6 +361,9 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
     if join != "new":
         if case.lat is None and lat is not None:
             case.lat, case.lng, case.cell = lat, lng, geo.cell(lat, lng)
+        if feats.keys:
+            case.address_keys = matching.join_keys(
+                feats.keys | {k for k in case.address_keys.split("|") if k})
         if len(case.fingerprint) < matching.FINGERPRINT_CHARS:
             case.fingerprint = (case.fingerprint + " " + matching.fingerprint(sub.text))[
                 :matching.FINGERPRINT_CHARS]
@@ -348,4 +376,37 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
     await subscribe(case, person, sub.reporter, conn)
     if feats.keys and report.lat is not None:
         await _learn(feats.keys, report.lat, report.lng, conn)
+    if bridge is not None:
+        case = await _bridge(case, bridge, now, conn)
     return report, case
+
+
+def _bridge_candidate(best: Case, sure: list[Case], settings: Settings) -> Case | None:
+    """Another open case the report matches as surely as `best`: both hold the same problem
+    (one was opened from an address, the other from a point before anything tied them).
+    Only cases staff has not taken up yet, and only when nothing tells the two apart."""
+    if not settings.merge_bridge_cases or best.status != Status.NEW:
+        return None
+    best_feats = matching.case_features(best)
+    for other in sure:
+        if other.id != best.id and other.status == Status.NEW and matching.compatible(
+                best_feats, matching.case_features(other), radius_m=settings.merge_radius_m):
+            return other
+    return None
+
+
+async def _bridge(case: Case, other: Case, now: datetime, conn) -> Case:
+    """Merge the two cases into the older one; the report is then in that one."""
+    if (other.first_reported_at, other.id) < (case.first_reported_at, case.id):
+        target, source = other, case
+    else:
+        target, source = case, other
+    keys = {k for c in (case, other) for k in c.address_keys.split("|") if k}
+    try:
+        await merge_cases(source.id, target.id, actor="intake", now=now)
+    except CaseError:
+        return case
+    merged = await Case.get(id=target.id).using_db(conn)
+    merged.address_keys = matching.join_keys(keys)
+    await merged.save(using_db=conn, update_fields=["address_keys"])
+    return merged
