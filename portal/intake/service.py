@@ -27,6 +27,7 @@ from portal.cases.models import (
     Photo,
     Report,
     Status,
+    Subscription,
 )
 from portal.cases.service import CaseError, add_event, merge_cases, next_code, subscribe, utcnow
 from portal.i18n import _, gettext_for
@@ -80,27 +81,39 @@ def validate(sub: Submission, settings: Settings) -> None:
 
 async def person_for(identity_key: str, language: str, email: str | None = None,
                      phone: str | None = None) -> Person:
-    ident = await Identity.get_or_none(key=identity_key).prefetch_related("person")
-    if ident is not None:
-        person = ident.person
-        changed = False
-        if email and person.email != email:
-            person.email, changed = email, True
-        if phone and person.phone != phone:
-            person.phone, changed = phone, True
-        if changed:
-            await person.save(update_fields=["email", "phone"])
+    person = await _known_person(identity_key, email, phone)
+    if person is not None:
         return person
     try:
         async with in_transaction() as conn:
-            person = await Person.create(language=language, email=email, phone=phone,
-                                         using_db=conn)
-            await Identity.create(key=identity_key, kind=identity_key.split(":", 1)[0],
-                                  person=person, using_db=conn)
-            return person
+            return await _new_person(identity_key, language, email, phone, conn)
     except IntegrityError:
         # Another request created the same identity a moment ago.
-        return (await Identity.get(key=identity_key).prefetch_related("person")).person
+        return (await Identity.get(key=identity_key).select_related("person")).person
+
+
+async def _known_person(identity_key: str, email: str | None, phone: str | None
+                        ) -> Person | None:
+    ident = await Identity.get_or_none(key=identity_key).select_related("person")
+    if ident is None:
+        return None
+    person = ident.person
+    changed = False
+    if email and person.email != email:
+        person.email, changed = email, True
+    if phone and person.phone != phone:
+        person.phone, changed = phone, True
+    if changed:
+        await person.save(update_fields=["email", "phone"])
+    return person
+
+
+async def _new_person(identity_key: str, language: str, email: str | None, phone: str | None,
+                      conn) -> Person:
+    person = await Person.create(language=language, email=email, phone=phone, using_db=conn)
+    await Identity.create(key=identity_key, kind=identity_key.split(":", 1)[0], person=person,
+                          using_db=conn)
+    return person
 
 
 async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
@@ -235,7 +248,8 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
             case = await Case.get(id=earlier.case_id)
             return await _receipt(earlier, case, sub.language, duplicate=True)
 
-    person = await person_for(sub.reporter, sub.language, sub.email, sub.phone)
+    # None for a first report: the person is then created in the same commit as the report.
+    person = await _known_person(sub.reporter, sub.email, sub.phone)
     lat = lng = None
     if sub.lat is not None:
         lat, lng = geo.to_wgs84(sub.lat, sub.lng, sub.crs)
@@ -247,18 +261,37 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
         located_by_address = lat is not None
         feats.lat, feats.lng = lat, lng
 
-    repeat_of = await _find_repeat(person, feats, now, settings)
-    if repeat_of is None and throttle is not None:
-        retry_after = await throttle.hit(person.id)
-        if retry_after is not None:
-            raise Throttled(retry_after, _throttle_message(sub.language, retry_after))
+    repeat_of = None
+    if person is not None:
+        repeat_of = await _find_repeat(person, feats, now, settings)
+        if repeat_of is None:
+            await _count_new_report(throttle, person, sub.language)
 
-    async with _maybe_sqlite_lock():
-        async with in_transaction() as conn:
-            await _lock(conn, _lock_keys(lat, lng, feats))
-            report, case = await _file(sub, person, feats, lat, lng, now, repeat_of,
-                                       located_by_address, settings, conn)
+    first = person is None
+    try:
+        async with _maybe_sqlite_lock():
+            async with in_transaction() as conn:
+                if first:
+                    person = await _new_person(sub.reporter, sub.language, sub.email,
+                                               sub.phone, conn)
+                    await _count_new_report(throttle, person, sub.language)
+                await _lock(conn, _lock_keys(lat, lng, feats))
+                report, case = await _file(sub, person, feats, lat, lng, now, repeat_of,
+                                           located_by_address, settings, conn)
+    except IntegrityError:
+        if first and await Identity.exists(key=sub.reporter):
+            # Two first reports of one identity at once: the other created the person.
+            return await submit(sub, throttle=throttle, settings=settings)
+        raise
     return await _receipt(report, case, sub.language)
+
+
+async def _count_new_report(throttle: Throttle | None, person: Person, language: str) -> None:
+    if throttle is None:
+        return
+    retry_after = await throttle.hit(person.id)
+    if retry_after is not None:
+        raise Throttled(retry_after, _throttle_message(language, retry_after))
 
 
 def _maybe_sqlite_lock():
@@ -336,7 +369,7 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
             fields.update(lat=lat, lng=lng, cell=geo.cell(lat, lng))
         case = await Case.create(
             code=await next_code(now, conn), category=sub.category, status=Status.NEW,
-            first_reported_at=now, last_reported_at=now,
+            first_reported_at=now, last_reported_at=now, report_count=1, reporter_count=1,
             possible_duplicate_of=flag, recurrence_of=recurrence, **fields, using_db=conn,
         )
         await add_event(case, "created", conn, at=now, status_to=Status.NEW.value,
@@ -353,12 +386,13 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
         await Photo.create(case=case, report=report, path=photo.path, width=photo.width,
                            height=photo.height, size=photo.size,
                            content_type=photo.content_type, using_db=conn)
-    is_new_reporter = join == "new" or not await Report.filter(
-        case_id=case.id, person_id=person.id).exclude(id=report.id).using_db(conn).exists()
-    case.report_count += 1
-    case.reporter_count += 1 if is_new_reporter else 0
-    case.last_reported_at = max(case.last_reported_at, now)
     if join != "new":
+        # (A new case was created with this report counted.)
+        is_new_reporter = not await Report.filter(
+            case_id=case.id, person_id=person.id).exclude(id=report.id).using_db(conn).exists()
+        case.report_count += 1
+        case.reporter_count += 1 if is_new_reporter else 0
+        case.last_reported_at = max(case.last_reported_at, now)
         if case.lat is None and lat is not None:
             case.lat, case.lng, case.cell = lat, lng, geo.cell(lat, lng)
         if feats.keys:
@@ -370,10 +404,17 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
         await add_event(case, "report_added", conn, at=now, public=True,
                         data={"channel": sub.channel, "join": join,
                               "reports": case.report_count})
-    await case.save(using_db=conn)
+        await case.save(using_db=conn)
     for key in sorted(feats.keys):
-        await CaseKey.get_or_create(key=key, case=case, using_db=conn)
-    await subscribe(case, person, sub.reporter, conn)
+        if join == "new":  # a case created this moment has no keys or subscribers yet
+            await CaseKey.create(key=key, case=case, using_db=conn)
+        else:
+            await CaseKey.get_or_create(key=key, case=case, using_db=conn)
+    if join == "new":
+        await Subscription.create(case=case, person=person, identity=sub.reporter,
+                                  using_db=conn)
+    else:
+        await subscribe(case, person, sub.reporter, conn)
     if feats.keys and report.lat is not None:
         await _learn(feats.keys, report.lat, report.lng, conn)
     if bridge is not None:
