@@ -36,7 +36,7 @@ def score(new: matching.Features, old: matching.Features) -> float:
 
 @pytest.mark.parametrize(("raw", "expected"), [
     ("上海市静安区江宁路1083号", {"江宁路#1083"}),
-    ("黄浦区南京东路586号罗森便利店", {"南京东路#586"}),
+    ("黄浦区南京东路586号罗森便利店", {"南京东路#586", "南京东路@罗森便利店"}),
     ("上海市静安区共和新路大宁路交叉口", {"共和新路&大宁路"}),
     ("静安区愚园路乌鲁木齐北路路口", {"乌鲁木齐北路&愚园路"}),
     ("宜山路与桂林路交叉口早上有人摆摊", {"宜山路&桂林路"}),
@@ -44,19 +44,29 @@ def score(new: matching.Features, old: matching.Features) -> float:
     ("静安区南京西路近陕西北路（966号）", {"南京西路#966", "南京西路&陕西北路"}),
     ("你好，汶水路靠近万荣路工地晚上还在施工", {"万荣路&汶水路"}),
     # Hotline phrasing and district names in front of the road are not part of its name.
-    ("来电人反映康定路西康路路口路灯忽明忽暗", {"康定路&西康路"}),
-    ("来电人称徐汇区宜山路707号早点摊占道经营", {"宜山路#707"}),
+    ("来电人反映康定路西康路路口路灯忽明忽暗，", {"康定路&西康路"}),
+    ("来电人称徐汇区宜山路707号早点摊占道经营，", {"宜山路#707"}),
     ("关于陆家浜路757号的问题：垃圾桶全满了", {"陆家浜路#757"}),
     ("市民来电反映：中华路1293号垃圾房附近臭味严重", {"中华路#1293"}),
     ("江宁路和昌平路交叉口", {"昌平路&江宁路"}),
     ("人民大道余庆路路口", {"人民大道&余庆路"}),
     ("成都北路88号", {"成都北路#88"}),
     ("上中路258号", {"上中路#258"}),
-    # A number that is not a house number on the road: an exit, a line.
-    ("福州路地铁站2号口旁边共享单车乱停", set()),
+    # A number that is not a house number on the road (an exit) is part of a landmark.
+    ("福州路地铁站2号口旁边共享单车乱停", {"福州路@地铁站2号口"}),
     # "路" in ordinary words is not a road.
     ("路上有个大坑！这边路灯坏了，马路中间塌了", set()),
-    ("田林路上奶茶店附近这一段路灯全部熄灭了", set()),
+    ("田林路上奶茶店附近这一段路灯全部熄灭了", {"田林路@奶茶店"}),
+    # Landmarks: after the road, its number or the crossing road; an address ends with one.
+    ("黄浦区中华路1177号中石化加油站", {"中华路#1177", "中华路@中石化加油站"}),
+    ("来电人反映方浜中路149号幼儿园门口路面有一个大坑",
+     {"方浜中路#149", "方浜中路@幼儿园"}),
+    ("共和新路大宁路路口幼儿园旁围墙后面在私自建房",
+     {"共和新路&大宁路", "共和新路@幼儿园", "大宁路@幼儿园"}),
+    # Not landmarks: what every street has, the problem itself, a clause.
+    ("南京东路632号小区北门口路面有一个大坑", {"南京东路#632"}),
+    ("康定路868号附近垃圾房门口堆满垃圾", {"康定路#868"}),
+    ("龙华中路541号门口好几辆车停在人行道上", {"龙华中路#541"}),
     ("北京西路靠近石门二路井盖比路面低了好几公分", {"北京西路&石门二路"}),
     (None, set()),
 ])
@@ -65,8 +75,8 @@ def test_address_keys(raw, expected):
 
 
 def test_keys_of_address_and_text_together():
-    keys = address.keys("静安区康定路906号全家便利店", "来电人反映康定路西康路路口路灯忽明忽暗")
-    assert keys == {"康定路#906", "康定路&西康路"}
+    keys = address.keys("静安区康定路906号全家便利店", "来电人反映康定路西康路路口路灯忽明忽暗，")
+    assert keys == {"康定路#906", "康定路@全家便利店", "康定路&西康路"}
 
 
 def test_two_house_numbers_on_one_road_conflict():
@@ -170,6 +180,13 @@ def test_address_only_report_matches_by_road_and_number_and_is_vetoed_by_another
     # Two points close together but two house numbers on one road: two places.
     assert score(feats("衡山路497号夜里烧烤摊", "street_vendor", point=north(10)),
                  feats("衡山路583号门口烧烤摊", "street_vendor")) == 0.0
+
+
+def test_a_landmark_places_an_address_only_report():
+    old = feats("马路中间塌了个坑，地点：方浜中路幼儿园旁边。", "road_damage")
+    new = feats("来电人反映方浜中路149号幼儿园门口路面有一个大坑", "manhole", point=None,
+                address_text="上海市黄浦区方浜中路149号")
+    assert score(new, old) >= 0.7
 
 
 def test_a_crossing_alone_places_an_address_only_report():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from portal.intake.text import normalise
+from portal.intake.text import normalise, topics
 
 # Where the writer's place words end and a road name may start: city and district names.
 _DISTRICTS = (
@@ -76,6 +76,7 @@ def keys(*texts: str | None) -> set[str]:
             continue
         t = _clean(raw)
         rs = roads(t)
+        starts = {start: (road, end) for road, start, end in rs}
         skip_number = False
         for n, (road, _start, end) in enumerate(rs):
             # "南京西路近陕西北路（966号）": the number belongs to the first road.
@@ -90,7 +91,55 @@ def keys(*texts: str | None) -> set[str]:
             if m:
                 found.add(f"{road}#{int(m.group(1))}")
             skip_number = near
-    return {k for k in found if "#" in k or "&" in k}
+            mark = _landmark(t, end, starts)
+            if mark:
+                found.add(f"{road}@{mark}")
+    return {k for k in found if "#" in k or "&" in k or "@" in k}
+
+
+# A landmark named after a road (and its number, or the crossing road): "方浜中路幼儿园旁边",
+# "共和新路2174号全家便利店门口", "黄浦区中华路1177号中石化加油站" (an address ends with it).
+_PAST = re.compile(r"\s*(?:上|[(]?\s*\d{1,5}\s*(?:号|弄|號)\s*[)]?|路口|交叉口|交界处|口)")
+_JOIN = re.compile(r"\s*(?:与|和|、|/|／|及|近|靠近|临近)?\s*")
+_LANDMARK = re.compile(
+    r"([\u4e00-\u9fff0-9]{2,10}?)(?:旁边|附近|门口|边上|对面|楼下|旁|入口|出口|后面|前面|外面|"
+    r"里面|周边|周围|北门|南门|东门|西门|正门|大门|侧门|(\s*$))")
+_HOUSE_NUMBER_BEFORE = re.compile(r"\d\s*(?:号|弄|號)\s*[)]?\s*$")
+_LANDMARK_LEADS = ("附近", "旁边", "门口", "路口", "交叉口", "的")
+# Not a landmark: every street has one.
+_GENERIC_MARKS = frozenset({"小区", "路边", "路面", "马路", "人行道", "街边", "这里", "那里", "这边",
+                            "楼下", "门面", "商铺", "店铺", "公交站", "路中间", "机动车道"})
+
+
+def _landmark(t: str, pos: int, starts: dict[int, tuple[str, int]]) -> str | None:
+    """The landmark right after a road (past its number, or a crossing road), if any."""
+    for _ in range(6):
+        m = _PAST.match(t, pos)
+        if m and m.end() > pos:
+            pos = m.end()
+            continue
+        j = _JOIN.match(t, pos).end()
+        if j in starts:
+            pos = starts[j][1]
+            continue
+        break
+    m = _LANDMARK.match(t, pos)
+    # At the very end only in an address: "黄浦区中华路1177号中石化加油站".
+    if not m or (m.group(2) is not None and not _HOUSE_NUMBER_BEFORE.search(t, 0, pos)):
+        return None
+    mark = m.group(1)
+    for lead in _LANDMARK_LEADS:
+        if mark.startswith(lead):
+            mark = mark[len(lead):]
+    if (len(mark) < 2 or mark in _GENERIC_MARKS or mark.endswith(("路", "街", "大道"))
+            or any(ch in _NOT_IN_MARK for ch in mark) or topics(mark)):
+        # A landmark names a place; a name of the problem itself ("路灯", "垃圾房") is not one.
+        return None
+    return mark
+
+
+# A landmark is a name, not a clause: these characters mean the match ran into the sentence.
+_NOT_IN_MARK = frozenset("的了在是有被把让给这那些个都很也就还没不说想请您你我他她它们")
 
 
 def numbered(keys_: set[str]) -> dict[str, set[str]]:

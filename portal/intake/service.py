@@ -152,16 +152,23 @@ async def _locate(feats: matching.Features) -> tuple[float | None, float | None]
 
 
 async def _learn(keys: set[str], lat: float, lng: float, conn) -> None:
-    for key in sorted(keys):
-        point = await AddressPoint.get_or_none(key=key).using_db(conn)
-        if point is None:
-            await AddressPoint.create(key=key, lat=lat, lng=lng, using_db=conn)
-        elif geo.distance_m(point.lat, point.lng, lat, lng) < 300:
-            n = point.samples
+    """Where the address keys of a report with a point lie: one read, one insert for new keys,
+    an update per known key until it has enough samples to be steady."""
+    known = {p.key: p for p in await AddressPoint.filter(key__in=sorted(keys)).using_db(conn)}
+    new = [AddressPoint(key=k, lat=lat, lng=lng) for k in sorted(keys) if k not in known]
+    if new:
+        await AddressPoint.bulk_create(new, ignore_conflicts=True, using_db=conn)
+    for point in known.values():
+        n = point.samples
+        if n < _STEADY_SAMPLES and geo.distance_m(point.lat, point.lng, lat, lng) < 300:
             point.lat = (point.lat * n + lat) / (n + 1)
             point.lng = (point.lng * n + lng) / (n + 1)
             point.samples = n + 1
-            await point.save(using_db=conn)
+            await point.save(using_db=conn, update_fields=["lat", "lng", "samples"])
+
+
+# A learned address point this many samples old no longer moves.
+_STEADY_SAMPLES = 50
 
 
 async def _candidates(feats: matching.Features, lat: float | None, lng: float | None,
