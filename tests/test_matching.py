@@ -160,6 +160,15 @@ def test_a_neighbouring_category_merges_when_the_text_names_the_problem():
                  feats("共享单车堆成山，人都过不去", "illegal_parking")) >= 0.7
 
 
+def test_neighbouring_categories_whose_texts_name_both_problems_are_only_flagged():
+    # A leak around a manhole cover at the spot of a loose cover: one problem or two.
+    cover = feats("井盖松动，车一过就咣咣响", "manhole")
+    leak = feats("阀门井往外冒水，井盖周围全是水", "water_leak", point=north(10))
+    assert 0.45 <= score(leak, cover) < 0.7
+    stall = feats("早上有人摆摊卖煎饼，垃圾扔得到处都是", "street_vendor")
+    assert 0.45 <= score(feats("这里垃圾好多", point=north(10)), stall) < 0.7
+
+
 def test_same_words_far_apart_or_long_after_do_not_merge():
     old = feats("这里垃圾好多")
     assert score(feats("这里垃圾好多", point=north(400)), old) == 0.0

@@ -6,7 +6,9 @@ Place and category decide; text only confirms or vetoes (DESIGN.md, "What is kno
   counts as approximate), else the address keys they share: the same road and house number is as
   good as a point, two crossing roads a little less. Two different house numbers on one road veto.
 - Problem: the categories must be related (categories.related), and the problems the texts name
-  (text.topics) must overlap; a text that names none stands for its category's problems.
+  (text.topics) must not differ; a text that names none stands for its category's problems.
+  Across two categories, one text must name the other's problem and not its own (the reporter
+  picked the neighbouring category); when that is unclear the score stays in the flag band.
   "other" is related to every category, so for it the named problem is what decides.
 - Text similarity adds a little; formulaic complaints look alike whatever they are about.
 """
@@ -140,13 +142,26 @@ def place_score(new: Features, old: Features, radius: float) -> float:
 
 
 def problem_score(new: Features, old: Features) -> float:
-    """1 when the texts name one problem; 0 when they name different ones."""
-    if new.topics and old.topics:
-        return 1.0 if new.topics & old.topics else 0.0
-    if new.problems & old.problems:
+    """1 when the texts name one problem; 0 when they name different ones; in between when
+    the categories differ and the texts do not say which one is right."""
+    if new.topics and old.topics and not (new.topics & old.topics):
+        return 0.0
+    if new.category == old.category:
+        if new.problems & old.problems:
+            return 1.0
+        return UNNAMED_PROBLEM if new.category != "other" else 0.0
+    own_new = text.CATEGORY_TOPICS.get(new.category, frozenset())
+    own_old = text.CATEGORY_TOPICS.get(old.category, frozenset())
+    # A reporter picked the neighbouring category: the text names the other one's problem and
+    # not the one of the category it was filed under.
+    if (new.topics & own_old and not new.topics & own_new) or \
+            (old.topics & own_new and not old.topics & own_old):
         return 1.0
-    # One text names a problem its category does not cover, or neither names any.
-    return UNNAMED_PROBLEM if new.category != "other" and old.category != "other" else 0.0
+    # "other" is related to everything: only a named problem joins it to a category.
+    if new.category == "other" or old.category == "other":
+        return 0.0
+    # Both problems named, or neither: maybe one problem, maybe two at one spot.
+    return UNNAMED_PROBLEM
 
 
 def score(new: Features, old: Features, *, radius_m: float, window_days: float) -> float:
@@ -177,5 +192,7 @@ def compatible(a: Features, b: Features, *, radius_m: float) -> bool:
         return False
     if a.lat is not None and b.lat is not None:
         reach = max(radius_for(a.category, radius_m), radius_for(b.category, radius_m))
-        return geo.distance_m(a.lat, a.lng, b.lat, b.lng) <= reach + APPROX_SLACK_M
+        if a.approx or b.approx:
+            reach += APPROX_SLACK_M
+        return geo.distance_m(a.lat, a.lng, b.lat, b.lng) <= reach
     return True

@@ -36,8 +36,6 @@ _BOILERPLATE_PHRASES = re.compile(
     r"上海市|上海|浦东新区|黄浦区|静安区|徐汇区|长宁区|普陀区|虹口区|杨浦区|闵行区|宝山区|"
     r"嘉定区|金山区|松江区|青浦区|奉贤区|崇明区"
 )
-# Kept for callers that strip a fixed list.
-BOILERPLATE = ("来电人反映", "来电人称", "来电反映", "市民来电反映", "市民反映", "本人反映")
 
 # Problem kinds and the words that name them. Keys are category keys; the kinds under "other"
 # have their own names, so that a bench and a road sign at one spot stay two problems.
