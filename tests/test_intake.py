@@ -148,3 +148,22 @@ async def test_report_at_a_closed_case_opens_a_recurrence(settings, throttle):
                          settings=settings)
     assert again.case_code != first.case_code
     assert again.recurrence_of == first.case_code
+
+
+async def test_control_characters_are_removed_and_a_nul_reporter_refused(settings, throttle):
+    receipt = await submit(sub(text="南京东路100号\x00垃圾\x07堆积\n三天了"), throttle=throttle,
+                           settings=settings)
+    assert (await Report.get(id=receipt.report_id)).text == "南京东路100号垃圾堆积\n三天了"
+    with pytest.raises(InvalidSubmission):
+        await submit(sub(reporter="tg:1\x00"), throttle=throttle, settings=settings)
+
+
+async def test_times_with_an_offset_are_kept_in_utc(settings, throttle):
+    from zoneinfo import ZoneInfo
+
+    local = datetime(2026, 11, 20, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    first = await submit(sub(at=local), throttle=throttle, settings=settings)
+    again = await submit(sub(at=local + timedelta(minutes=5)), throttle=throttle,
+                         settings=settings)
+    assert again.join == "repeat" and again.case_code == first.case_code
+    assert first.case_code == "GL-20261120-0001"

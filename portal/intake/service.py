@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -50,6 +51,10 @@ REPEAT_SIMILARITY = 0.6
 _sqlite_lock = asyncio.Lock()
 
 
+# Control characters (NUL breaks PostgreSQL text) other than newline and tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def validate(sub: Submission, settings: Settings) -> None:
     kind = sub.reporter.split(":", 1)[0] if ":" in sub.reporter else ""
     if kind not in IDENTITY_KINDS or len(sub.reporter) > 200 or len(sub.reporter) <= len(kind) + 1:
@@ -58,7 +63,11 @@ def validate(sub: Submission, settings: Settings) -> None:
         raise InvalidSubmission(_("Unknown channel."), "channel")
     if sub.category not in BY_KEY:
         raise InvalidSubmission(_("Choose one of the listed categories."), "category")
-    sub.text = (sub.text or "").strip()
+    sub.text = _CONTROL.sub("", sub.text or "").strip()
+    if sub.address is not None:
+        sub.address = _CONTROL.sub("", sub.address)
+    if "\x00" in sub.reporter or (sub.external_ref and "\x00" in sub.external_ref):
+        raise InvalidSubmission(_("The reporter identity is not valid."), "reporter")
     if not sub.text:
         raise InvalidSubmission(_("Describe the problem in a few words."), "text")
     if len(sub.text) > settings.max_text_chars:
@@ -248,7 +257,8 @@ async def _receipt(report: Report, case: Case, language: str, duplicate: bool = 
 async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settings) -> Receipt:
     """`throttle=None` for trusted systems (hotline lines) that are not throttled per caller."""
     validate(sub, settings)
-    now = sub.received_at or utcnow()
+    # SQLite compares stored times as text: keep every time in UTC.
+    now = (sub.received_at or utcnow()).astimezone(UTC)
     if sub.external_ref:
         earlier = await Report.get_or_none(external_ref=sub.external_ref)
         if earlier is not None:
