@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,8 @@ async def replay_open_db(rows: list[dict], settings: Settings) -> dict[str, str]
     """Feed the rows to submit() on the database Tortoise has open; report id -> final case id."""
     report_of: dict[str, int] = {}
     for row in rows:
-        now = datetime.fromisoformat(row["ts"])
+        # Stored and compared in UTC (SQLite compares times as text).
+        now = datetime.fromisoformat(row["ts"]).astimezone(UTC)
         for case in await Case.filter(status__in=OPEN_STATUSES,
                                       first_reported_at__lt=now - CLOSE_AFTER):
             case.status = Status.CLOSED

@@ -99,6 +99,8 @@ def test_hotline_boilerplate_is_stripped():
     a = text.bigrams("路灯一闪一闪的，晃得人眼睛难受。希望尽快解决。")
     b = text.bigrams("路灯一闪一闪的，晃得人眼睛难受。希望尽快解决。（再发一次，刚才好像没发成功）")
     assert a == b
+    # A request that names the problem is kept: it says what the problem is.
+    assert "路灯" in text.core("请尽快修一下路灯。谢谢！")
 
 
 @pytest.mark.parametrize(("words", "topic"), [

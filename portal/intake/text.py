@@ -86,8 +86,8 @@ def strip_boilerplate(text: str) -> str:
     kept = []
     for clause in _CLAUSE.split(text):
         clause = clause.strip()
-        if not clause or _BOILERPLATE_CLAUSES.match(clause):
-            continue
+        if not clause or (_BOILERPLATE_CLAUSES.match(clause) and not _TOPIC_RE.search(clause)):
+            continue  # (a request that names the problem, "请修一下路灯", is kept)
         clause = _BOILERPLATE_PHRASES.sub("", clause)
         if clause:
             kept.append(clause)
