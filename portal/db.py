@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
 
 MODEL_MODULES = ["portal.cases.models", "portal.staff.models"]
+
+
+# Every request in flight holds a pool connection for its transaction; with Tortoise's default
+# of at most 5, concurrent reports queue for a connection. A URL's own minsize/maxsize win.
+PG_POOL = {"minsize": "1", "maxsize": "20"}
+
+
+def with_pool_defaults(database_url: str) -> str:
+    if not database_url.startswith(("postgres://", "asyncpg://")):
+        return database_url
+    parts = urlsplit(database_url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("maxsize", PG_POOL["maxsize"])
+    query.setdefault("minsize", str(min(int(PG_POOL["minsize"]), int(query["maxsize"]))))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
@@ -17,7 +33,7 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": with_pool_defaults(database_url)},
         "apps": {
             "portal": {
                 "models": MODEL_MODULES,
