@@ -225,6 +225,17 @@ def test_compatible_cases_are_one_problem_at_one_place():
                                    radius_m=100.0)
 
 
+def test_a_case_fingerprint_carries_the_problems_its_reports_name():
+    one = matching.fingerprint("来电人反映宜山路563号门口早上有人摆摊卖煎饼，垃圾扔得到处都是。")
+    two = matching.fingerprint("煎饼摊乱摆。")
+    assert one.startswith("〔garbage street_vendor〕")
+    assert "来电人" not in one and len(one) <= matching.FINGERPRINT_CHARS
+    # Joined as reports join a case (and as staff merges cases): the union is read back.
+    assert matching.fingerprint_topics(one + " " + two) == {"garbage", "street_vendor"}
+    # A fingerprint written before it carried them is searched instead.
+    assert matching.fingerprint_topics("井盖移位了") == {"manhole"}
+
+
 def test_case_keys_are_bounded_to_whole_keys():
     keys = {f"南京东路#{n}" for n in range(100)}
     joined = matching.join_keys(keys)

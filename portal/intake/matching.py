@@ -4,17 +4,20 @@ Place and category decide; text only confirms or vetoes (DESIGN.md, "What is kno
 
 - Place: the distance between the two points when both have one (a point learned from an address
   counts as approximate), else the address keys they share: the same road and house number is as
-  good as a point, two crossing roads a little less. Two different house numbers on one road veto.
+  good as a point, two crossing roads or a landmark on the road a little less. Two different
+  house numbers on one road veto.
 - Problem: the categories must be related (categories.related), and the problems the texts name
   (text.topics) must not differ; a text that names none stands for its category's problems.
   Across two categories, one text must name the other's problem and not its own (the reporter
   picked the neighbouring category); when that is unclear the score stays in the flag band.
   "other" is related to every category, so for it the named problem is what decides.
-- Text similarity adds a little; formulaic complaints look alike whatever they are about.
+- Character similarity does not count here: formulaic complaints about different places look
+  alike, paraphrases of one problem do not. It only tells a reporter's resend (service).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,7 +35,7 @@ APPROX_SLACK_M = 60.0
 # Factor when the categories differ but are related (a reporter picked the neighbouring one).
 RELATED_CATEGORY = 0.9
 # Factor when neither text names the problem and the categories differ.
-UNNAMED_PROBLEM = 0.75
+UNNAMED_PROBLEM = 0.65
 
 
 @dataclass
@@ -57,7 +60,7 @@ class Features:
             keys=keys if keys is not None else address.keys(address_text, body),
         )
 
-    # Text features are computed on first use: most candidates are decided by place alone.
+    # Text features are computed on first use: many candidates are decided by place alone.
     @property
     def topics(self) -> frozenset[str]:
         if self._topics is None:
@@ -66,6 +69,7 @@ class Features:
 
     @property
     def bigrams(self) -> set[str]:
+        """Character bigrams without boilerplate (a reporter's resend looks like the first)."""
         if self._bigrams is None:
             self._bigrams = text.bigrams(self.body)
         return self._bigrams
@@ -75,8 +79,22 @@ class Features:
         return self.topics or text.CATEGORY_TOPICS.get(self.category, frozenset())
 
 
+# A fingerprint starts with the problems its text names, so that a candidate case's problems
+# are read back, not searched for again: "〔garbage street_vendor〕早点摊占道经营，垃圾扔得到处都是".
+_NAMED = re.compile(r"〔([a-z_ ]*)〕")
+
+
 def fingerprint(body: str) -> str:
-    return text.strip_boilerplate(text.normalise(body))[:FINGERPRINT_CHARS]
+    named = " ".join(sorted(text.topics(body)))
+    return f"〔{named}〕{text.strip_boilerplate(text.normalise(body))}"[:FINGERPRINT_CHARS]
+
+
+def fingerprint_topics(fp: str) -> frozenset[str]:
+    """The problems named in a case fingerprint (its reports' fingerprints joined)."""
+    tags = _NAMED.findall(fp)
+    if not tags:  # written before fingerprints carried them
+        return text.topics(fp, clean=True)
+    return frozenset(t for tag in tags for t in tag.split())
 
 
 def join_keys(keys: set[str]) -> str:
@@ -105,10 +123,10 @@ def case_fields_for_report(report) -> dict:
 
 
 def case_features(case) -> Features:
-    return Features.of(
+    return Features(
         category=case.category, lat=case.lat, lng=case.lng, at=case.first_reported_at,
-        body=case.fingerprint,
-        keys={k for k in case.address_keys.split("|") if k},
+        body=case.fingerprint, keys={k for k in case.address_keys.split("|") if k},
+        _topics=fingerprint_topics(case.fingerprint),
     )
 
 
@@ -178,8 +196,7 @@ def score(new: Features, old: Features, *, radius_m: float, window_days: float) 
     if problem == 0.0:
         return 0.0
     cat = 1.0 if new.category == old.category else RELATED_CATEGORY
-    sim = text.containment(new.bigrams, old.bigrams)
-    return round(min(1.0, place * problem * cat * (0.9 + 0.2 * min(1.0, sim / 0.5))), 4)
+    return round(place * problem * cat, 4)
 
 
 def compatible(a: Features, b: Features, *, radius_m: float) -> bool:
