@@ -21,12 +21,20 @@ def redact(text: str) -> str:
     return text
 
 
+def _clean(value):
+    return redact(value) if isinstance(value, str) else value
+
+
 class RedactingFilter(logging.Filter):
+    """Redacts the message and its arguments in place, keeping their shape: formatters such
+    as uvicorn's access log unpack `record.args`."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
+        record.msg = _clean(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_clean(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _clean(v) for k, v in record.args.items()}
         return True
 
 

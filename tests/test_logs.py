@@ -20,3 +20,15 @@ def test_filter_rewrites_formatted_records(caplog):
     handler.addFilter(RedactingFilter())
     logger.warning("ticket from %s", "13900001111")
     assert "13900001111" not in caplog.text and "139****1111" in caplog.text
+
+
+def test_uvicorn_access_lines_keep_their_shape_and_lose_the_key(caplog):
+    from uvicorn.logging import AccessFormatter
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "GET", "/x?api_key=secret123", "1.1", 200),
+                               None)
+    RedactingFilter().filter(record)
+    line = AccessFormatter("%(client_addr)s %(request_line)s %(status_code)s").format(record)
+    assert "secret123" not in line and "GET /x?api_key=*** HTTP/1.1" in line
