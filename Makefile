@@ -29,7 +29,7 @@ bench: install-test
 
 # Re-extract and compile the gettext catalogs after changing user-facing texts.
 messages: install-test
-	$(BIN)/pybabel extract -F babel.cfg -k _ -o portal/locale/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k t -o portal/locale/messages.pot .
 	$(BIN)/pybabel update -i portal/locale/messages.pot -d portal/locale -l zh_CN
 	$(BIN)/pybabel update -i portal/locale/messages.pot -d portal/locale -l en
 	$(BIN)/pybabel compile -d portal/locale

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from portal.i18n import _
+
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "MPO"}
 
 
@@ -29,15 +31,15 @@ class PhotoError(Exception):
 
 def _reencode(data: bytes, max_bytes: int, max_pixels: int, max_side: int) -> bytes:
     if len(data) > max_bytes:
-        raise PhotoError(f"The photo is larger than {max_bytes // (1024 * 1024)} MB.")
+        raise PhotoError(_("The photo is too large."))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 if probe.format not in ALLOWED_FORMATS:
-                    raise PhotoError("Send a JPEG, PNG, WebP or GIF photo.")
+                    raise PhotoError(_("Send a JPEG, PNG, WebP or GIF photo."))
                 if probe.width * probe.height > max_pixels:
-                    raise PhotoError("The photo has too many pixels.")
+                    raise PhotoError(_("The photo has too many pixels."))
                 probe.verify()
             with Image.open(io.BytesIO(data)) as img:
                 img.draft("RGB", (max_side, max_side))
@@ -52,7 +54,7 @@ def _reencode(data: bytes, max_bytes: int, max_pixels: int, max_side: int) -> by
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
             OSError, ValueError, SyntaxError) as exc:
-        raise PhotoError("The file is not a photo we can read.") from exc
+        raise PhotoError(_("The file is not a photo we can read.")) from exc
 
 
 async def store_photo(data: bytes, media_dir: Path, *, max_bytes: int, max_pixels: int,

@@ -73,13 +73,6 @@ GROUPS: dict[str, str] = {
     "other": _("Other"),
 }
 
-# What portal.photos says about an upload it cannot keep (its texts, listed for the catalogs).
-PHOTO_MESSAGES = (
-    _("Send a JPEG, PNG, WebP or GIF photo."),
-    _("The photo has too many pixels."),
-    _("The file is not a photo we can read."),
-)
-
 # Identity-like fields: printable, not only blanks. The same pattern is in the OpenAPI schema.
 ID_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{4,30}$"
