@@ -104,10 +104,10 @@ async def add_event(case: Case, kind: str, conn, *, at: datetime | None = None,
 
 async def subscribe(case: Case, person: Person, identity: str, conn,
                     reason: str = "reporter") -> None:
-    exists = await Subscription.filter(case=case, person=person).using_db(conn).exists()
-    if not exists:
-        await Subscription.create(case=case, person=person, identity=identity, reason=reason,
-                                  using_db=conn)
+    # One statement: a person already subscribed (unique case and person) stays as they were.
+    await Subscription.bulk_create(
+        [Subscription(case=case, person=person, identity=identity, reason=reason)],
+        ignore_conflicts=True, using_db=conn)
 
 
 async def change_status(case_id: int, to: Status | str, *, actor: str,

@@ -15,7 +15,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from tortoise import connections
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.transactions import in_transaction
 
 from portal.cases.categories import BY_KEY, related_to
@@ -29,7 +29,6 @@ from portal.cases.models import (
     Photo,
     Report,
     Status,
-    Subscription,
 )
 from portal.cases.service import CaseError, add_event, merge_cases, next_code, subscribe, utcnow
 from portal.i18n import _, gettext_for
@@ -133,6 +132,17 @@ def _marks(values) -> str:
     return ", ".join("?" * len(values))
 
 
+async def _case(conn, case_id: int, *, lock: bool = False) -> Case:
+    """One whole case; `lock` holds its row until the transaction ends (PostgreSQL)."""
+    sql = "SELECT * FROM case_ WHERE id = ?"
+    if lock and conn.capabilities.dialect == "postgres":
+        sql += " FOR UPDATE"
+    rows = await _select(conn, sql, [case_id])
+    if not rows:
+        raise DoesNotExist(Case)
+    return Case._init_from_db(**rows[0])
+
+
 async def _new_person(identity_key: str, language: str, email: str | None, phone: str | None,
                       conn) -> Person:
     person = await Person.create(language=language, email=email, phone=phone, using_db=conn)
@@ -144,8 +154,11 @@ async def _new_person(identity_key: str, language: str, email: str | None, phone
 async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
                        settings: Settings) -> Case | None:
     since = now - timedelta(minutes=settings.repeat_window_minutes)
-    recent = await Report.filter(person_id=person.id, received_at__gte=since,
-                                 received_at__lte=now).order_by("-received_at").limit(10)
+    conn = connections.get("default")
+    recent = [Report._init_from_db(**row) for row in await _select(
+        conn, "SELECT id, case_id, text, category, lat, lng, address, received_at FROM report "
+        "WHERE person_id = ? AND received_at >= ? AND received_at <= ? "
+        "ORDER BY received_at DESC LIMIT 10", [person.id, since, now])]
     for rep in recent:
         if text.jaccard(feats.bigrams, text.bigrams(rep.text)) < REPEAT_SIMILARITY:
             continue
@@ -154,9 +167,9 @@ async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
                 category=rep.category, lat=rep.lat, lng=rep.lng, at=rep.received_at,
                 body=rep.text, address_text=rep.address), radius_m=settings.merge_radius_m):
             continue
-        case = await Case.get(id=rep.case_id)
+        case = await _case(conn, rep.case_id)
         while case.status == Status.MERGED and case.master_id:
-            case = await Case.get(id=case.master_id)
+            case = await _case(conn, case.master_id)
         if case.status in OPEN_STATUSES:
             return case
     return None
@@ -366,7 +379,7 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
     case: Case | None = None
     bridge: Case | None = None
     if repeat_of is not None:
-        case = await Case.select_for_update().using_db(conn).get(id=repeat_of.id)
+        case = await _case(conn, repeat_of.id, lock=True)
         join = "repeat"
     else:
         best, best_score = None, 0.0
@@ -386,7 +399,7 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
             elif cand.status == Status.CLOSED and s > closed_score:
                 closed_best, closed_score = cand, s
         if best is not None and best_score >= settings.merge_auto_score:
-            case = await Case.select_for_update().using_db(conn).get(id=best.id)
+            case = await _case(conn, best.id, lock=True)
             join, score = "merged", best_score
             bridge = _bridge_candidate(best, sure, settings)
         else:
@@ -427,8 +440,9 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
                            content_type=photo.content_type, using_db=conn)
     if join != "new":
         # (A new case was created with this report counted.)
-        is_new_reporter = not await Report.filter(
-            case_id=case.id, person_id=person.id).exclude(id=report.id).using_db(conn).exists()
+        is_new_reporter = not await _select(
+            conn, "SELECT 1 FROM report WHERE case_id = ? AND person_id = ? AND id <> ? LIMIT 1",
+            [case.id, person.id, report.id])
         case.report_count += 1
         case.reporter_count += 1 if is_new_reporter else 0
         case.last_reported_at = max(case.last_reported_at, now)
@@ -444,16 +458,11 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
                         data={"channel": sub.channel, "join": join,
                               "reports": case.report_count})
         await case.save(using_db=conn)
-    for key in sorted(feats.keys):
-        if join == "new":  # a case created this moment has no keys or subscribers yet
-            await CaseKey.create(key=key, case=case, using_db=conn)
-        else:
-            await CaseKey.get_or_create(key=key, case=case, using_db=conn)
-    if join == "new":
-        await Subscription.create(case=case, person=person, identity=sub.reporter,
-                                  using_db=conn)
-    else:
-        await subscribe(case, person, sub.reporter, conn)
+    if feats.keys:
+        # One statement; keys the case has already stay as they were.
+        await CaseKey.bulk_create([CaseKey(key=k, case=case) for k in sorted(feats.keys)],
+                                  ignore_conflicts=True, using_db=conn)
+    await subscribe(case, person, sub.reporter, conn)
     if feats.keys and report.lat is not None:
         await _learn(feats.keys, report.lat, report.lng, conn)
     if bridge is not None:
