@@ -262,8 +262,10 @@ def _lock_keys(lat: float | None, lng: float | None, feats: matching.Features) -
 
 async def _lock(conn, keys: list[int]) -> None:
     if conn.capabilities.dialect == "postgres":
-        for key in keys:
-            await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [key])
+        # One round trip; the locks are taken in the keys' (sorted) order, so that two
+        # submissions wanting the same locks never wait for each other crosswise.
+        await conn.execute_query(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", [keys])
 
 
 def _message(language: str, join: str, code: str, reporters: int) -> str:
