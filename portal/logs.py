@@ -1,4 +1,5 @@
-"""Logging set-up that keeps phone numbers, keys and tokens out of every log line."""
+"""Logging set-up that keeps phone numbers, e-mail addresses, identity keys, API keys and tokens
+out of every log line, tracebacks included."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ _PATTERNS = (
     (re.compile(r"(?i)\b(api_key|token|secret|password|access_token)=([^&\s\"']+)"), r"\1=***"),
     # Bearer tokens in echoed headers.
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
+    # E-mail addresses.
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "***@***"),
+    # Identity keys and hotline tickets: tg:<user id>, wx:<openid>, hotline:12345-2026-T1, ...
+    (re.compile(r"\b(tg|wx|web|tel|hotline|open311):[^\s\"'&,;)\]]+"), r"\1:***"),
 )
 
 
@@ -22,12 +27,18 @@ def redact(text: str) -> str:
 
 
 def _clean(value):
-    return redact(value) if isinstance(value, str) else value
+    """Numbers stay numbers (for %d); anything else is redacted as the text it prints as."""
+    if value is None or isinstance(value, int | float):
+        return value
+    return redact(value if isinstance(value, str) else str(value))
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 class RedactingFilter(logging.Filter):
-    """Redacts the message and its arguments in place, keeping their shape: formatters such
-    as uvicorn's access log unpack `record.args`."""
+    """Redacts the message, its arguments and its traceback in place, keeping the arguments'
+    shape: formatters such as uvicorn's access log unpack `record.args`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = _clean(record.msg)
@@ -35,6 +46,13 @@ class RedactingFilter(logging.Filter):
             record.args = tuple(_clean(a) for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {k: _clean(v) for k, v in record.args.items()}
+        # An exception's text (a database error quoting a row, say) is personal data too.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -46,8 +46,10 @@ def _reencode(data: bytes, max_bytes: int, max_pixels: int, max_side: int) -> by
                 img = ImageOps.exif_transpose(img)
                 img = img.convert("RGB")
                 img.thumbnail((max_side, max_side))
+                # Pillow writes some of what it read back out (a JPEG comment, for one), and
+                # no exif= argument: the re-encoded file carries no metadata at all.
+                img.info.clear()
                 out = io.BytesIO()
-                # No exif= argument: the re-encoded file carries no metadata at all.
                 img.save(out, "JPEG", quality=85, optimize=True)
                 return out.getvalue()
     except PhotoError:

@@ -32,3 +32,26 @@ def test_uvicorn_access_lines_keep_their_shape_and_lose_the_key(caplog):
     RedactingFilter().filter(record)
     line = AccessFormatter("%(client_addr)s %(request_line)s %(status_code)s").format(record)
     assert "secret123" not in line and "GET /x?api_key=*** HTTP/1.1" in line
+
+
+def test_e_mail_addresses_and_identity_keys_are_masked():
+    out = redact("reporter tg:123456789 wx:oAbC-12_x web:zhang.wei@example.org "
+                 "hotline:12345-2026-T0042 ticket hotline:12345:T0042 wrote li@example.cn")
+    for secret in ("123456789", "oAbC-12_x", "zhang.wei", "T0042", "li@example.cn"):
+        assert secret not in out
+    assert "tg:***" in out and "hotline:***" in out
+
+
+def test_tracebacks_and_objects_logged_are_masked(caplog):
+    logger = logging.getLogger("gridlink.test")
+    caplog.handler.addFilter(RedactingFilter())
+    try:
+        raise ValueError('duplicate key (external_ref)=(hotline:12345:T0042), '
+                         'caller 13812345678, zhang@example.org')
+    except ValueError as exc:
+        logger.exception("filing failed")
+        logger.warning("filing failed: %s (%d tickets)", exc, 3)
+    assert "filing failed" in caplog.text and "ValueError" in caplog.text
+    assert "(3 tickets)" in caplog.text
+    for secret in ("T0042", "13812345678", "zhang@example.org"):
+        assert secret not in caplog.text

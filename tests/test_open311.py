@@ -329,6 +329,21 @@ async def test_photo_posted_with_the_request_is_stored_without_exif(client, key,
     assert b"Exif" not in data and b"PhoneMaker" not in data
 
 
+async def test_a_jpeg_comment_and_xmp_do_not_survive_the_re_encoding(client, key, settings):
+    img = Image.new("RGB", (90, 60), (40, 40, 200))
+    out = io.BytesIO()
+    img.save(out, "JPEG", comment=b"owner Zhang 13912345678",
+             xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/">GPS 31.2394,121.4842</x:xmpmeta>')
+    response = await client.post(f"{V2}/requests.json", data=fields(key),
+                                 files={"media": ("c.jpg", out.getvalue(), "image/jpeg")})
+    assert response.status_code == 200, response.text
+    [stored] = await Photo.filter(case__code=response.json()[0]["service_request_id"])
+    data = (settings.media_dir / stored.path).read_bytes()
+    assert b"13912345678" not in data and b"31.2394" not in data
+    with Image.open(io.BytesIO(data)) as kept:
+        assert "comment" not in kept.info and "xmp" not in kept.info
+
+
 async def test_photo_added_to_an_own_request_later(client, key, other_key, settings):
     code = (await post(client, key)).json()[0]["service_request_id"]
     upload = {"media": ("gps.jpg", jpeg_with_gps(), "image/jpeg")}
@@ -508,6 +523,18 @@ async def test_status_notes_and_department_are_published(client, key):
     assert record["status_notes"] == "已立案，将安排清运"
     assert record["agency_responsible"] == "市容环卫"
     assert "内部" not in (await client.get(f"{V2}/requests/{code}.json")).text
+
+
+async def test_a_phone_number_or_e_mail_in_a_staff_note_is_masked_when_published(client, key):
+    code = (await post(client, key)).json()[0]["service_request_id"]
+    from portal.cases.service import add_note
+
+    await add_note((await Case.get(code=code)).id, actor="operator", internal_note=None,
+                   public_note="已联系报告人 139-1234-5678（zhang.wei@example.org），明日清运")
+    for fmt in ("json", "xml"):
+        page = (await client.get(f"{V2}/requests/{code}.{fmt}")).text
+        assert "明日清运" in page
+        assert "139-1234-5678" not in page and "zhang.wei@example.org" not in page
 
 
 async def test_only_photos_of_the_repair_are_published(client, key, settings):

@@ -185,11 +185,6 @@ async def authenticate(api_key: str | None) -> Client:
     return client
 
 
-def forget_keys() -> None:
-    """Drop the key cache (after keys were deactivated, for one)."""
-    _keys.clear()
-
-
 # -------------------------------------------------------------------------- posting requests
 
 
@@ -332,10 +327,6 @@ def reporter_of(req: NewRequest, client: Client) -> str:
     return f"tel:{req.phone}"
 
 
-def _submission_error(exc: InvalidSubmission) -> Open311Error:
-    return Open311Error(400, exc.message)
-
-
 async def _store(uploads: list[bytes], settings: Settings) -> list[StoredPhoto]:
     stored = []
     for data in uploads:
@@ -391,7 +382,7 @@ async def create_request(req: NewRequest, client: Client, uploads: list[bytes], 
         sub.photos = await _store(uploads, settings)
         receipt = await submit(sub, throttle=throttle, settings=settings)
     except InvalidSubmission as exc:
-        raise _submission_error(exc) from exc
+        raise Open311Error(400, exc.message) from exc
     except Throttled as exc:
         # The intake's message is already in the reporter's language.
         raise Open311Error(429, exc.message,
@@ -443,7 +434,8 @@ def _when(dt: datetime | None) -> str | None:
 
 
 def public_text(value: str | None) -> str | None:
-    """A description as published: e-mail addresses and phone-like numbers masked."""
+    """A description or a staff note as published: e-mail addresses and phone-like numbers
+    masked."""
     if not value:
         return value
 
@@ -518,7 +510,7 @@ async def _records(cases: list[Case], language: str, settings: Settings) -> list
         out.append({
             "service_request_id": case.code,
             "status": _status(m.status),
-            "status_notes": notes.get(m.id),
+            "status_notes": public_text(notes.get(m.id)),
             "service_name": (info.name_en if en else info.name_zh) if info else case.category,
             "service_code": case.category,
             "description": public_text(case.summary),

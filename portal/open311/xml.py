@@ -54,7 +54,3 @@ def single(root_tag: str, item: dict) -> bytes:
     root = ET.Element(root_tag)
     _fill(root, item)
     return _bytes(root)
-
-
-def errors(items: list[dict]) -> bytes:
-    return document("errors", "error", items)
