@@ -3,6 +3,7 @@ may see and do, the case lifecycle, merge and unmerge, the case list and its pag
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -95,6 +96,13 @@ async def test_repeated_failures_pause_sign_in_without_telling_the_account_exist
     await StaffUser.filter(username="op").update(locked_until=datetime.now(UTC) -
                                                  timedelta(seconds=1))
     assert (await login(client, "op")).status_code == 200
+
+
+async def test_guesses_sent_at_the_same_time_still_pause_sign_in(client, staff, settings):
+    guesses = [login(client, "op", f"guess-{n}") for n in range(3 * settings.login_max_failures)]
+    assert {res.status_code for res in await asyncio.gather(*guesses)} == {401}
+    # The right password no longer gets in: the account is paused.
+    assert (await login(client, "op")).status_code == 401
 
 
 async def test_logout_ends_the_session(client, staff):
@@ -204,6 +212,11 @@ async def test_the_operator_dispatches_and_the_department_then_sees_the_case(
                               json={"department_code": "shizheng"})
     assert early.status_code == 200
     assert early.json()["status"] == "new" and early.json()["department"] == "shizheng"
+    # Accepting (立案) stays with the grid centre, even for a case the department can see.
+    too_early = await client.post(f"{API}/cases/{code}/status", headers=roads,
+                                  json={"status": "accepted"})
+    assert too_early.status_code == 403
+    assert (await Case.get(code=code)).status == Status.NEW
     await client.post(f"{API}/cases/{code}/status", headers=op, json={"status": "accepted"})
     dispatched = await client.post(f"{API}/cases/{code}/department", headers=op,
                                    json={"department_code": "shizheng"})
@@ -213,6 +226,12 @@ async def test_the_operator_dispatches_and_the_department_then_sees_the_case(
     unknown = await client.post(f"{API}/cases/{code}/department", headers=op,
                                 json={"department_code": "nowhere"})
     assert unknown.status_code == 422
+    # Taken back, the case is no longer dispatched to anyone: it waits for the centre again.
+    back = await client.post(f"{API}/cases/{code}/department", headers=op,
+                             json={"department_code": None})
+    assert back.status_code == 200
+    assert (back.json()["status"], back.json()["department"]) == ("accepted", None)
+    assert (await client.get(f"{API}/cases/{code}", headers=roads)).status_code == 404
 
 
 # --- lifecycle ----------------------------------------------------------------------------------

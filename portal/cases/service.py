@@ -6,7 +6,7 @@ writes a CaseEvent for every change, so that feedback can deliver it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
@@ -154,6 +154,8 @@ async def assign_department(case_id: int, department_id: int | None, *, actor: s
 
     With `dispatch`, a case the lifecycle lets become dispatched (accepted, or in progress
     at another department) is dispatched to it; a new case keeps waiting for acceptance.
+    Taking a dispatched case back (no department) returns it to accepted: it is no longer
+    dispatched to anyone.
     """
     now = now or utcnow()
     async with in_transaction() as conn:
@@ -173,6 +175,10 @@ async def assign_department(case_id: int, department_id: int | None, *, actor: s
             case.status = Status.DISPATCHED
             await add_event(case, "status", conn, at=now, actor=actor,
                             status_from=before.value, status_to=Status.DISPATCHED.value)
+        elif dept is None and case.status == Status.DISPATCHED:
+            case.status = Status.ACCEPTED
+            await add_event(case, "status", conn, at=now, actor=actor,
+                            status_from=Status.DISPATCHED.value, status_to=Status.ACCEPTED.value)
         await case.save(using_db=conn)
     return case
 
@@ -293,7 +299,3 @@ async def unmerge_report(report_id: int, *, actor: str, now: datetime | None = N
         await add_event(case, "created", conn, at=now, actor=actor, status_to=Status.NEW.value,
                         data={"unmerged_from": old.code})
     return case
-
-
-def recent(now: datetime, days: float) -> datetime:
-    return now - timedelta(days=days)

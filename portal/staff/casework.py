@@ -197,7 +197,9 @@ def _report(r: Report) -> schemas.ReportOut:
 
 async def set_status(user: StaffUser, code: str, body: schemas.StatusIn) -> Case:
     case = await visible_case(user, code)
-    if user.role == Role.DEPARTMENT and body.status not in DEPARTMENT_MAY_SET:
+    # A new case the centre gave a department early still waits for the centre to accept it.
+    if user.role == Role.DEPARTMENT and (body.status not in DEPARTMENT_MAY_SET
+                                         or case.status == Status.NEW):
         raise _centre_only()
     return await cases.change_status(
         case.id, body.status, actor=user.username, public_note=body.public_note or None,

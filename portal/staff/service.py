@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from portal.cases.models import Department
@@ -97,33 +99,39 @@ async def authenticate(username: str, password: str, *, max_failures: int,
     """The user for a right password; None otherwise. Locks the account after repeated failures.
 
     Every refusal costs one argon2 verification, so that neither timing nor the answer tells
-    whether the username exists or is locked.
+    whether the username exists or is locked. Verifying runs in a thread (it takes tens of
+    milliseconds), and failures are counted in the database, so that guesses sent at the same
+    time are each counted and none of them gets past a lock that another one set.
     """
     now = utcnow()
     user = None
     if len(username) <= 64 and len(password) <= MAX_PASSWORD:
         user = await StaffUser.get_or_none(username=username, active=True)
     if user is None or (user.locked_until and user.locked_until > now):
-        try:
-            _hasher.verify(_DUMMY_HASH, password[:MAX_PASSWORD])
-        except VerificationError:
-            pass
+        await asyncio.to_thread(_verify, _DUMMY_HASH, password[:MAX_PASSWORD])
         return None
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            user.locked_until = now + lockout
-            user.failed_logins = 0
-        await user.save(update_fields=["failed_logins", "locked_until"])
+    if not await asyncio.to_thread(_verify, user.password_hash, password):
+        await StaffUser.filter(id=user.id).update(failed_logins=F("failed_logins") + 1)
+        await StaffUser.filter(id=user.id, failed_logins__gte=max_failures).update(
+            locked_until=now + lockout, failed_logins=0)
         return None
+    # Only while no lock was set meanwhile by a concurrent wrong guess.
+    unlocked = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+    if not await StaffUser.filter(unlocked, id=user.id).update(failed_logins=0,
+                                                               locked_until=None):
+        return None
+    user.failed_logins, user.locked_until = 0, None
     if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    await user.save(update_fields=["failed_logins", "locked_until", "password_hash"])
+        user.password_hash = await asyncio.to_thread(_hasher.hash, password)
+        await user.save(update_fields=["password_hash"])
     return user
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def _digest(key: str) -> str:
