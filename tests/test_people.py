@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from portal.cases.models import Identity, Person, Subscription
-from portal.cases.people import link_identity
+from portal.cases.models import Case, Identity, Person, Subscription
+from portal.cases.people import IdentityError, link_identity
 from portal.intake.service import person_for, submit
 from portal.intake.submission import Submission, Throttled
 from portal.intake.throttle import Throttle, storage_for
@@ -41,3 +41,27 @@ async def test_linking_an_identity_that_already_reported_moves_its_cases(setting
     assert {i.key for i in await Identity.filter(person=person)} == {"tg:77", "wx:open-77"}
     assert await Subscription.filter(person=person).count() == 1
     assert await Person.all().count() == 1
+
+
+async def test_linking_keeps_the_contact_and_counts_one_reporter_once(settings):
+    first = await submit(Submission(
+        reporter="tg:88", channel="telegram", text="光复路10号路灯不亮", category="street_light",
+        lat=31.2450, lng=121.48, phone="13800000088", received_at=T0), throttle=None,
+        settings=settings)
+    again = await submit(Submission(
+        reporter="wx:open-88", channel="wechat", text="光复路10号路灯不亮了", category="street_light",
+        lat=31.2450, lng=121.48, received_at=T0 + timedelta(minutes=1)), throttle=None,
+        settings=settings)
+    assert again.case_code == first.case_code and again.reporter_count == 2
+    person = await person_for("wx:open-88", "zh-CN")
+    await link_identity(person, "tg:88")
+    assert (await Person.get(id=person.id)).phone == "13800000088"
+    assert (await Case.get(code=first.case_code)).reporter_count == 1
+
+
+@pytest.mark.parametrize("key", ["tg:", "nothing", "x" * 40 + ":1", "tg:" + "9" * 200])
+async def test_a_malformed_identity_is_refused(clean_db, key):
+    person = await person_for("tg:99", "zh-CN")
+    with pytest.raises(IdentityError):
+        await link_identity(person, key)
+    assert await Identity.filter(person=person).count() == 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tortoise.transactions import in_transaction
 
-from portal.cases.models import Identity, Person, Report, Subscription
+from portal.cases.models import Case, Identity, Person, Report, Subscription
+from portal.intake.submission import IDENTITY_KINDS
 
 
 class IdentityError(Exception):
@@ -15,10 +16,11 @@ async def link_identity(person: Person, key: str) -> Person:
     """Attach identity `key` to `person`, so throttling and "my cases" see one person.
 
     When the identity already belongs to someone else (they reported before linking), that
-    person's reports and subscriptions move over and the empty person is removed.
+    person's reports, subscriptions and contact details move over, the cases they reported
+    count them once, and the empty person is removed.
     """
-    kind = key.split(":", 1)[0]
-    if ":" not in key or not key.split(":", 1)[1]:
+    kind, _sep, rest = key.partition(":")
+    if kind not in IDENTITY_KINDS or not rest or len(key) > 200:
         raise IdentityError("An identity looks like tg:<id>, wx:<openid>, web:<email> or tel:<no>.")
     async with in_transaction() as conn:
         existing = await Identity.get_or_none(key=key).using_db(conn)
@@ -27,15 +29,25 @@ async def link_identity(person: Person, key: str) -> Person:
             return person
         if existing.person_id == person.id:
             return person
-        other_id = existing.person_id
-        await Identity.filter(person_id=other_id).using_db(conn).update(person_id=person.id)
-        await Report.filter(person_id=other_id).using_db(conn).update(person_id=person.id)
-        for sub in await Subscription.filter(person_id=other_id).using_db(conn):
+        other = await Person.get(id=existing.person_id).using_db(conn)
+        if (other.email and not person.email) or (other.phone and not person.phone):
+            person.email, person.phone = person.email or other.email, person.phone or other.phone
+            await person.save(update_fields=["email", "phone"], using_db=conn)
+        case_ids = set(await Report.filter(person_id=other.id).using_db(conn)
+                       .values_list("case_id", flat=True))
+        await Identity.filter(person_id=other.id).using_db(conn).update(person_id=person.id)
+        await Report.filter(person_id=other.id).using_db(conn).update(person_id=person.id)
+        for sub in await Subscription.filter(person_id=other.id).using_db(conn):
             if await Subscription.filter(case_id=sub.case_id, person_id=person.id) \
                     .using_db(conn).exists():
                 await sub.delete(using_db=conn)
             else:
                 sub.person_id = person.id
                 await sub.save(using_db=conn)
-        await Person.filter(id=other_id).using_db(conn).delete()
+        for case_id in case_ids:
+            reporters = await Report.filter(case_id=case_id).using_db(conn) \
+                .values_list("person_id", flat=True)
+            await Case.filter(id=case_id).using_db(conn).update(
+                reporter_count=len(set(reporters)))
+        await other.delete(using_db=conn)
     return person
