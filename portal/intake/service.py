@@ -23,7 +23,6 @@ from portal.cases.models import (
     OPEN_STATUSES,
     AddressPoint,
     Case,
-    CaseKey,
     Identity,
     Person,
     Photo,
@@ -120,8 +119,9 @@ async def _known_person(identity_key: str, email: str | None, phone: str | None
 
 
 async def _select(conn, sql: str, params: list) -> list[dict]:
-    """A SELECT on the hot path, written out: Tortoise builds every ORM query anew, which costs
-    a few times what the database does for these indexed reads. `?` marks the parameters."""
+    """A statement on the hot path, written out: Tortoise builds every ORM query anew, which
+    costs a few times what the database does for these indexed reads. `?` marks the
+    parameters."""
     if conn.capabilities.dialect == "postgres":
         parts = sql.split("?")
         sql = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
@@ -462,8 +462,10 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
         await case.save(using_db=conn)
     if feats.keys:
         # One statement; keys the case has already stay as they were.
-        await CaseKey.bulk_create([CaseKey(key=k, case=case) for k in sorted(feats.keys)],
-                                  ignore_conflicts=True, using_db=conn)
+        keys = sorted(feats.keys)
+        await _select(conn, 'INSERT INTO case_key ("key", case_id) VALUES '
+                      + ", ".join(["(?, ?)"] * len(keys)) + " ON CONFLICT DO NOTHING",
+                      [v for k in keys for v in (k, case.id)])
     await subscribe(case, person, sub.reporter, conn)
     if feats.keys and report.lat is not None:
         await _learn(feats.keys, report.lat, report.lng, conn)
