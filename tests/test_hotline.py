@@ -109,6 +109,18 @@ async def test_one_bad_ticket_does_not_sink_the_batch(client, keys):
     assert await Report.all().count() == 2
 
 
+async def test_times_at_the_ends_of_the_calendar_are_rejected_not_crashed_on(client, keys):
+    batch = {"tickets": [ticket("E1", received_at="9999-12-31T23:59:59-12:00"),
+                         ticket("E2", received_at="0001-01-01T00:00:00+01:00"),
+                         ticket("E3")]}
+    res = await post(client, keys["12345"], batch, **{"Accept-Language": "en"})
+    assert res.status_code == 200, res.text
+    results = {r["ticket_no"]: r for r in res.json()["results"]}
+    assert "future" in results["E1"]["error"] and "year old" in results["E2"]["error"]
+    assert results["E1"]["field"] == results["E2"]["field"] == "received_at"
+    assert results["E3"]["status"] == "created"
+
+
 @pytest.mark.parametrize("key", [None, "", "not-a-key", "open311"])
 async def test_a_missing_or_wrong_key_is_refused(client, keys, key):
     if key == "open311":

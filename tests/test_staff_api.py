@@ -305,8 +305,11 @@ async def test_not_accepting_a_case_needs_a_reason(client, staff, settings):
 async def test_notes_public_and_internal(client, staff, settings):
     code = await report(settings, 1)
     op = await auth(client, "op")
-    empty = await client.post(f"{API}/cases/{code}/notes", headers=op, json={})
-    assert empty.status_code == 409
+    # A note with nothing in it is invalid input (422), not a lifecycle conflict (409).
+    for body in ({}, {"public_note": "  ", "internal_note": ""}):
+        empty = await client.post(f"{API}/cases/{code}/notes", headers=op, json=body)
+        assert empty.status_code == 422, empty.text
+    assert not await CaseEvent.filter(kind="note").exists()
     res = await client.post(f"{API}/cases/{code}/notes", headers=op,
                             json={"internal_note": "联系物业核实"})
     assert res.status_code == 200
@@ -492,3 +495,19 @@ async def test_odd_characters_are_refused_not_crashed_on(client, staff, settings
                                                     "password": PASSWORD})).status_code == 422
     gone = await client.post(f"{API}/users/op%00/deactivate", headers=await auth(client, "boss"))
     assert gone.status_code == 404
+
+
+async def test_dates_at_the_ends_of_the_calendar_filter_instead_of_crashing(
+        client, staff, settings):
+    code = await report(settings, 1)
+    op = await auth(client, "op")
+
+    async def listed(**params) -> list[str]:
+        res = await client.get(f"{API}/cases", headers=op, params=params)
+        assert res.status_code == 200, res.text
+        return [c["code"] for c in res.json()["items"]]
+
+    assert await listed(created_to="9999-12-31") == [code]
+    assert await listed(created_from="0001-01-01T00:00:00+01:00") == [code]
+    assert await listed(created_from="9999-12-31T23:59:59-12:00") == []
+    assert await listed(created_to="0001-01-01") == []

@@ -80,7 +80,12 @@ async def file_ticket(ticket: HotlineTicket, *, settings: Settings, language: st
                         category=ticket.category)
     if ticket.lat is None and not ticket.address:
         return rejected(_("A ticket needs an address or coordinates."), "address")
-    at = ticket.received_at.astimezone(UTC)
+    try:
+        at = ticket.received_at.astimezone(UTC)
+    except OverflowError:
+        # The calendar's first or last day in a far time zone: out of range, either way.
+        at = (datetime.max if ticket.received_at.year == datetime.max.year
+              else datetime.min).replace(tzinfo=UTC)
     if at > now + FUTURE_SLACK:
         return rejected(_("The time received lies in the future."), "received_at")
     if at < now - OLDEST:

@@ -90,12 +90,17 @@ async def visible_case(user: StaffUser, code: str) -> Case:
 
 def _shanghai(value: date | datetime, end: bool) -> datetime:
     """A bound in UTC (SQLite compares stored times as text, so one offset for all)."""
-    if isinstance(value, datetime):
-        at = value if value.tzinfo else value.replace(tzinfo=SHANGHAI)
-    else:
-        at = datetime.combine(value, time.min, tzinfo=SHANGHAI)
-        at = at + timedelta(days=1) if end else at
-    return at.astimezone(UTC)
+    try:
+        if isinstance(value, datetime):
+            at = value if value.tzinfo else value.replace(tzinfo=SHANGHAI)
+        else:
+            at = datetime.combine(value, time.min, tzinfo=SHANGHAI)
+            at = at + timedelta(days=1) if end else at
+        return at.astimezone(UTC)
+    except OverflowError:
+        # The calendar's first or last day: the bound is the calendar's end.
+        edge = datetime.max if value.year == datetime.max.year else datetime.min
+        return edge.replace(tzinfo=UTC)
 
 
 async def list_cases(user: StaffUser, f: schemas.CaseFilter) -> schemas.CaseList:

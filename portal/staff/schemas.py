@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from portal.cases.models import Status
 from portal.staff.models import Role
@@ -187,6 +187,12 @@ class StatusIn(_In):
 class NoteIn(_In):
     public_note: Text | None = Field(None, max_length=NOTE_CHARS)
     internal_note: Text | None = Field(None, max_length=NOTE_CHARS)
+
+    @model_validator(mode="after")
+    def _some_note(self) -> NoteIn:
+        if not (self.public_note or self.internal_note):
+            raise ValueError("write a public or an internal note")
+        return self
 
 
 class DepartmentIn(_In):
