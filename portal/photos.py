@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,8 @@ async def store_photo(data: bytes, media_dir: Path, *, max_bytes: int, max_pixel
     target = media_dir / rel
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
+        # A name of its own per writer: two processes may store the same photo at once.
+        tmp = target.with_suffix(f".{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(jpeg)
         tmp.replace(target)
     with Image.open(io.BytesIO(jpeg)) as img:

@@ -511,3 +511,16 @@ async def test_dates_at_the_ends_of_the_calendar_filter_instead_of_crashing(
     assert await listed(created_from="0001-01-01T00:00:00+01:00") == [code]
     assert await listed(created_from="9999-12-31T23:59:59-12:00") == []
     assert await listed(created_to="0001-01-01") == []
+
+
+async def test_two_simultaneous_creations_of_one_username_leave_one_account(clean_db):
+    import asyncio
+
+    from portal.staff.models import StaffUser
+    from portal.staff.service import UsernameTaken, create_user
+
+    results = await asyncio.gather(
+        *(create_user("twin.operator", "a-long-password", "operator") for _ in range(2)),
+        return_exceptions=True)
+    assert sum(isinstance(r, UsernameTaken) for r in results) == 1, results
+    assert await StaffUser.filter(username="twin.operator").count() == 1

@@ -201,7 +201,9 @@ async def merge_cases(source_id: int, target_id: int, *, actor: str,
     now = now or utcnow()
     async with in_transaction() as conn:
         ids = sorted((source_id, target_id))
-        locked = {c.id: c for c in await Case.select_for_update().using_db(conn).filter(id__in=ids)}
+        # Locked in id order, as everywhere, so two merges cannot deadlock.
+        locked = {c.id: c for c in await Case.select_for_update().using_db(conn)
+                  .filter(id__in=ids).order_by("id")}
         if len(locked) != 2:
             raise CaseError(_("No such case."))
         source, target = locked[source_id], locked[target_id]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
@@ -74,8 +75,12 @@ async def create_user(username: str, password: str, role: Role | str,
         dept = await Department.get_or_none(code=department_code)
         if dept is None:
             raise StaffError(_("No department with the code {code}."), code=department_code)
-    return await StaffUser.create(username=username, password_hash=_hasher.hash(password),
-                                  role=role, department=dept)
+    try:
+        return await StaffUser.create(username=username, password_hash=_hasher.hash(password),
+                                      role=role, department=dept)
+    except IntegrityError:
+        # Created by a simultaneous request between the check above and this insert.
+        raise UsernameTaken(_("The username {username} is taken."), username=username) from None
 
 
 async def deactivate_user(username: str, *, by: StaffUser) -> StaffUser:
