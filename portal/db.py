@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
 MODEL_MODULES = ["portal.cases.models", "portal.staff.models"]
@@ -95,12 +96,28 @@ class Checkpointer:
 _checkpointers: list[Checkpointer] = []
 
 
+async def _keep_session(connection) -> None:
+    """Pool reset: nothing to undo. asyncpg's default runs a reset query (advisory unlock, close
+    cursors, unlisten, reset settings) on every release, one more round trip per query; this
+    code takes transaction-scoped locks only and sets nothing on the session. An unfinished
+    transaction is still rolled back by asyncpg itself."""
+
+
+def _connection(database_url: str) -> str | dict[str, Any]:
+    url = with_sqlite_defaults(with_pool_defaults(database_url))
+    if not database_url.startswith(("postgres://", "asyncpg://")):
+        return url
+    config = expand_db_url(url)
+    config["credentials"]["reset"] = _keep_session
+    return config
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     path = sqlite_file(database_url)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return {
-        "connections": {"default": with_sqlite_defaults(with_pool_defaults(database_url))},
+        "connections": {"default": _connection(database_url)},
         "apps": {
             "portal": {
                 "models": MODEL_MODULES,

@@ -17,6 +17,13 @@ def test_postgres_urls_get_a_pool_big_enough_for_concurrent_reports():
     assert db.with_pool_defaults("sqlite://data/x.sqlite3") == "sqlite://data/x.sqlite3"
 
 
+def test_postgres_pool_releases_connections_without_a_reset_query():
+    conn = db.tortoise_config("postgres://u@h:5432/d?schema=s")["connections"]["default"]
+    assert conn["engine"] == "tortoise.backends.asyncpg"
+    assert conn["credentials"]["reset"] is db._keep_session
+    assert conn["credentials"]["schema"] == "s" and conn["credentials"]["maxsize"] == "20"
+
+
 def test_sqlite_urls_leave_checkpoints_to_the_checkpointer():
     assert db.with_sqlite_defaults("sqlite://data/x.sqlite3") == (
         "sqlite://data/x.sqlite3?wal_autocheckpoint=0")
