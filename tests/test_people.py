@@ -65,3 +65,14 @@ async def test_a_malformed_identity_is_refused(clean_db, key):
     with pytest.raises(IdentityError):
         await link_identity(person, key)
     assert await Identity.filter(person=person).count() == 1
+
+
+async def test_a_later_submission_cannot_replace_the_contact_details(settings, throttle):
+    first = report("web:resident@example.org", 0)
+    first.phone, first.email = "13800001111", "resident@example.org"
+    await submit(first, throttle=throttle, settings=settings)
+    forged = report("web:resident@example.org", 1)
+    forged.phone, forged.email = "13999998888", "attacker@example.org"
+    await submit(forged, throttle=throttle, settings=settings)
+    person = await person_for("web:resident@example.org", "zh-CN")
+    assert (person.phone, person.email) == ("13800001111", "resident@example.org")

@@ -108,10 +108,12 @@ async def _known_person(identity_key: str, email: str | None, phone: str | None
     if not rows:
         return None
     person = Person._init_from_db(**rows[0])
+    # Contact details fill gaps but never replace what the person gave before: a channel
+    # (an Open311 client, say) must not be able to redirect someone's notifications.
     changed = False
-    if email and person.email != email:
+    if email and not person.email:
         person.email, changed = email, True
-    if phone and person.phone != phone:
+    if phone and not person.phone:
         person.phone, changed = phone, True
     if changed:
         await person.save(update_fields=["email", "phone"])
@@ -381,8 +383,10 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
     case: Case | None = None
     bridge: Case | None = None
     if repeat_of is not None:
-        case = await _case(conn, repeat_of.id, lock=True)
-        join = "repeat"
+        locked = await _case(conn, repeat_of.id, lock=True)
+        # Staff may have closed or merged it since it was found: then it is a new case.
+        if locked.status in OPEN_STATUSES:
+            case, join = locked, "repeat"
     else:
         best, best_score = None, 0.0
         closed_best, closed_score = None, 0.0
@@ -400,9 +404,11 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
                     best, best_score = cand, s
             elif cand.status == Status.CLOSED and s > closed_score:
                 closed_best, closed_score = cand, s
-        if best is not None and best_score >= settings.merge_auto_score:
-            case = await _case(conn, best.id, lock=True)
-            join, score = "merged", best_score
+        locked = (await _case(conn, best.id, lock=True)
+                  if best is not None and best_score >= settings.merge_auto_score else None)
+        # Staff may have closed or merged it since the candidate search read it.
+        if locked is not None and locked.status in OPEN_STATUSES:
+            case, join, score = locked, "merged", best_score
             bridge = _bridge_candidate(best, sure, settings)
         else:
             if best is not None and best_score >= settings.merge_flag_score:
