@@ -218,6 +218,13 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
     cats = related_to(feats.category)
     found: dict[int, Case] = {}
     columns = ", ".join(_CANDIDATE_FIELDS)
+    # Only what the decision can use: open cases within the merge window, closed ones within
+    # the recurrence window (score() is 0 outside them; other statuses are never picked).
+    opens = [s.value for s in OPEN_STATUSES]
+    usable = (f"((status IN ({_marks(opens)}) AND first_reported_at >= ?) "
+              "OR (status = ? AND first_reported_at >= ?))")
+    usable_params = [*opens, now - timedelta(days=settings.merge_window_days),
+                     Status.CLOSED.value, now - timedelta(days=settings.recurrence_window_days)]
     if lat is not None:
         # The ring of cells is wide; the box keeps only cases a point could match (matching
         # vetoes anything further), so that few rows are read and turned into objects. The
@@ -230,9 +237,9 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
         for row in await _select(
             conn, f"SELECT {columns} FROM case_ WHERE cell IN ({_marks(cells)}) "
             f"AND first_reported_at >= ? AND category IN ({_marks(cats)}) "
-            "AND lat >= ? AND lat <= ? AND lng >= ? AND lng <= ? AND status <> ?",
+            f"AND lat >= ? AND lat <= ? AND lng >= ? AND lng <= ? AND {usable}",
             [*cells, since, *cats, lat - dlat, lat + dlat, lng - dlng, lng + dlng,
-             Status.MERGED.value],
+             *usable_params],
         ):
             found[row["id"]] = Case._init_from_db(**row)
     if feats.keys:
@@ -240,8 +247,8 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
         for row in await _select(
             conn, f"SELECT {columns} FROM case_ WHERE id IN (SELECT case_id FROM case_key "
             f'WHERE "key" IN ({_marks(keys)}) ORDER BY case_id DESC LIMIT {_MAX_KEYED}) '
-            f"AND first_reported_at >= ? AND category IN ({_marks(cats)}) AND status <> ?",
-            [*keys, since, *cats, Status.MERGED.value],
+            f"AND first_reported_at >= ? AND category IN ({_marks(cats)}) AND {usable}",
+            [*keys, since, *cats, *usable_params],
         ):
             if row["id"] not in found:
                 found[row["id"]] = Case._init_from_db(**row)
