@@ -105,6 +105,11 @@ async def _keep_session(connection) -> None:
 
 def _connection(database_url: str) -> str | dict[str, Any]:
     url = with_sqlite_defaults(with_pool_defaults(database_url))
+    if database_url.startswith("sqlite://"):
+        config = expand_db_url(url)
+        # Statements on the loop's thread, not one thread hop each (portal/sqlite.py).
+        config["engine"] = "portal.sqlite"
+        return config
     if not database_url.startswith(("postgres://", "asyncpg://")):
         return url
     config = expand_db_url(url)
