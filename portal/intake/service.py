@@ -147,10 +147,23 @@ async def _case(conn, case_id: int, *, lock: bool = False) -> Case:
 
 async def _new_person(identity_key: str, language: str, email: str | None, phone: str | None,
                       conn) -> Person:
-    person = await Person.create(language=language, email=email, phone=phone, using_db=conn)
-    await Identity.create(key=identity_key, kind=identity_key.split(":", 1)[0], person=person,
-                          using_db=conn)
-    return person
+    kind, now = identity_key.split(":", 1)[0], utcnow()
+    if conn.capabilities.dialect == "postgres":
+        # Person and identity in one round trip.
+        rows = await _select(
+            conn, "WITH p AS (INSERT INTO person (language, email, phone, created_at) "
+            "VALUES (?, ?, ?, ?) RETURNING id) INSERT INTO identity (key, kind, created_at, "
+            "person_id) SELECT ?, ?, ?, id FROM p RETURNING person_id",
+            [language, email, phone, now, identity_key, kind, now])
+        person_id = rows[0]["person_id"]
+    else:
+        person_id = (await _select(
+            conn, "INSERT INTO person (language, email, phone, created_at) VALUES (?, ?, ?, ?) "
+            "RETURNING id", [language, email, phone, now]))[0]["id"]
+        await _select(conn, "INSERT INTO identity (key, kind, created_at, person_id) "
+                      "VALUES (?, ?, ?, ?)", [identity_key, kind, now, person_id])
+    return Person._init_from_db(id=person_id, language=language, email=email, phone=phone,
+                                created_at=now)
 
 
 async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
