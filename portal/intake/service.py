@@ -238,6 +238,8 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
               "OR (status = ? AND first_reported_at >= ?))")
     usable_params = [*opens, now - timedelta(days=settings.merge_window_days),
                      Status.CLOSED.value, now - timedelta(days=settings.recurrence_window_days)]
+    selects: list[str] = []
+    params: list = []
     if lat is not None:
         # The ring of cells is wide; the box keeps only cases a point could match (matching
         # vetoes anything further), so that few rows are read and turned into objects. The
@@ -247,22 +249,22 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
         dlat = reach / 111_000.0
         dlng = dlat / max(0.1, math.cos(math.radians(lat)))
         cells = geo.cells_near(lat, lng)
-        for row in await _select(
-            conn, f"SELECT {columns} FROM case_ WHERE cell IN ({_marks(cells)}) "
+        selects.append(
+            f"SELECT {columns} FROM case_ WHERE cell IN ({_marks(cells)}) "
             f"AND first_reported_at >= ? AND category IN ({_marks(cats)}) "
-            f"AND lat >= ? AND lat <= ? AND lng >= ? AND lng <= ? AND {usable}",
-            [*cells, since, *cats, lat - dlat, lat + dlat, lng - dlng, lng + dlng,
-             *usable_params],
-        ):
-            found[row["id"]] = Case._init_from_db(**row)
+            f"AND lat >= ? AND lat <= ? AND lng >= ? AND lng <= ? AND {usable}")
+        params += [*cells, since, *cats, lat - dlat, lat + dlat, lng - dlng, lng + dlng,
+                   *usable_params]
     if feats.keys:
         keys = sorted(feats.keys)
-        for row in await _select(
-            conn, f"SELECT {columns} FROM case_ WHERE id IN (SELECT case_id FROM case_key "
+        selects.append(
+            f"SELECT {columns} FROM case_ WHERE id IN (SELECT case_id FROM case_key "
             f'WHERE "key" IN ({_marks(keys)}) ORDER BY case_id DESC LIMIT {_MAX_KEYED}) '
-            f"AND first_reported_at >= ? AND category IN ({_marks(cats)}) AND {usable}",
-            [*keys, since, *cats, *usable_params],
-        ):
+            f"AND first_reported_at >= ? AND category IN ({_marks(cats)}) AND {usable}")
+        params += [*keys, since, *cats, *usable_params]
+    if selects:
+        # Both searches in one round trip; a case found by both comes twice.
+        for row in await _select(conn, " UNION ALL ".join(selects), params):
             if row["id"] not in found:
                 found[row["id"]] = Case._init_from_db(**row)
     return list(found.values())
