@@ -1,0 +1,33 @@
+"""The product app plus one bare route, for bench/intake.py: `uvicorn intake_app:app`.
+
+`POST /bench/insert` inserts one row into the bench table `bench_insert` (created by the bench)
+and answers with its id: the floor cost of one durable write through this stack, to compare the
+Open311 POST with. It exists only in this module, never in the product app.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import Request
+from tortoise import connections
+
+from portal.app import create_app
+
+app = create_app()
+
+
+@app.post("/bench/insert", include_in_schema=False)
+async def bench_insert(request: Request) -> dict:
+    body = (await request.body()).decode()
+    conn = connections.get("default")
+    now = datetime.now(UTC)
+    if conn.capabilities.dialect == "postgres":
+        rows = await conn.execute_query_dict(
+            "INSERT INTO bench_insert (body, created_at) VALUES ($1, $2) RETURNING id",
+            [body, now])
+    else:
+        rows = await conn.execute_query_dict(
+            "INSERT INTO bench_insert (body, created_at) VALUES (?, ?) RETURNING id",
+            [body, now])
+    return {"id": rows[0]["id"]}
