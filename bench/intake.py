@@ -736,6 +736,15 @@ def submissions(world: World, n: int, seed: int, run: str) -> list[tuple[str, Su
     return out
 
 
+def run_like_server(coro):
+    """On uvloop when it is installed, as uvicorn runs the product."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
@@ -923,8 +932,8 @@ def http_bench(url: str, world: World, requests: int, concurrency: int, seed: in
                "-o", profile, "--", *cmd]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:
-        return asyncio.run(_http_rounds(base, proc, world, requests, concurrency, seed, rounds,
-                                        api_key))
+        return run_like_server(_http_rounds(base, proc, world, requests, concurrency, seed,
+                                            rounds, api_key))
     finally:
         server = server_pid(proc)
         os.kill(server, signal.SIGINT)  # under py-spy: the server; py-spy then writes and exits
@@ -1035,7 +1044,7 @@ def main() -> None:
             print(f"fill: {fill_s:.1f} s  " + ", ".join(f"{t} {n:,}" for t, n in counts.items()),
                   flush=True)
 
-        times, kinds, joins = asyncio.run(
+        times, kinds, joins = run_like_server(
             time_submits(url, world, args.submits, args.warmup, args.seed))
         print(f"submit(): {len(times)} timed calls after {args.warmup} untimed; "
               f"mix {dict(kinds)}; outcome {dict(joins)}")
