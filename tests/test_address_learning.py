@@ -36,3 +36,19 @@ async def test_a_steady_point_no_longer_moves(clean_db):
     await learn({"江宁路#1083"}, 31.2391, 121.4449)
     point = await AddressPoint.get(key="江宁路#1083")
     assert (point.samples, point.lat, point.lng) == (service._STEADY_SAMPLES, 31.2390, 121.4448)
+
+
+async def test_a_report_writes_its_keys_subscription_and_learned_point_together(settings,
+                                                                                throttle):
+    from portal.cases.models import CaseKey, Subscription
+    from portal.intake.submission import Submission
+
+    receipt = await service.submit(Submission(
+        reporter="tg:5150", channel="telegram", category="garbage", lat=31.2390, lng=121.4448,
+        text="江宁路1083号门口垃圾堆了三天", address="上海市静安区江宁路1083号"),
+        throttle=throttle, settings=settings)
+    assert await CaseKey.filter(case_id=receipt.case_id).values_list("key", flat=True) == [
+        "江宁路#1083"]
+    assert await Subscription.filter(case_id=receipt.case_id).count() == 1
+    point = await AddressPoint.get(key="江宁路#1083")
+    assert (point.lat, point.lng, point.samples) == (31.2390, 121.4448, 1)

@@ -29,7 +29,7 @@ from portal.cases.models import (
     Report,
     Status,
 )
-from portal.cases.service import CaseError, add_event, merge_cases, next_code, subscribe, utcnow
+from portal.cases.service import CaseError, add_event, merge_cases, next_code, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake import geo, matching, text
 from portal.intake.submission import (
@@ -205,6 +205,10 @@ async def _locate(feats: matching.Features) -> tuple[float | None, float | None]
 
 
 async def _learn(keys: set[str], lat: float, lng: float, conn) -> None:
+    await _select(conn, *_learn_sql(keys, lat, lng))
+
+
+def _learn_sql(keys: set[str], lat: float, lng: float) -> tuple[str, list]:
     """Where the address keys of a report with a point lie, in one statement: a new key is
     inserted; a known one moves towards the point, while it has fewer than _STEADY_SAMPLES
     samples and the point lies within 300 m of it (the distance on the plane tangent at the
@@ -212,8 +216,8 @@ async def _learn(keys: set[str], lat: float, lng: float, conn) -> None:
     keys_ = sorted(keys)
     m_lat = math.radians(6371008.8)  # metres per degree, on geo.distance_m's sphere
     m_lng = m_lat * math.cos(math.radians(lat))
-    await _select(
-        conn, 'INSERT INTO address_point ("key", lat, lng, samples) VALUES '
+    return (
+        'INSERT INTO address_point ("key", lat, lng, samples) VALUES '
         + ", ".join(["(?, ?, ?, 1)"] * len(keys_))
         + ' ON CONFLICT ("key") DO UPDATE SET '
         "lat = (address_point.lat * address_point.samples + excluded.lat) "
@@ -226,6 +230,33 @@ async def _learn(keys: set[str], lat: float, lng: float, conn) -> None:
         "+ (address_point.lng - excluded.lng) * ? * (address_point.lng - excluded.lng) * ? < ?",
         [v for k in keys_ for v in (k, lat, lng)]
         + [_STEADY_SAMPLES, m_lat, m_lat, m_lng, m_lng, 300.0 ** 2])
+
+
+def _case_keys_sql(keys: set[str], case_id: int) -> tuple[str, list]:
+    keys_ = sorted(keys)
+    return ('INSERT INTO case_key ("key", case_id) VALUES '
+            + ", ".join(["(?, ?)"] * len(keys_)) + " ON CONFLICT DO NOTHING",
+            [v for k in keys_ for v in (k, case_id)])
+
+
+def _subscription_sql(case_id: int, person_id: int, identity: str) -> tuple[str, list]:
+    # As cases.service.subscribe: a person already subscribed stays as they were.
+    return ("INSERT INTO subscription (identity, reason, created_at, case_id, person_id) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [identity, "reporter", utcnow(), case_id, person_id])
+
+
+async def _write_all(conn, writes: list[tuple[str, list]]) -> None:
+    """Independent writes to different tables. On PostgreSQL one statement (all but the last
+    as data-modifying WITH parts, which run whether or not they are referenced): one round
+    trip instead of one each. On SQLite a statement costs no round trip."""
+    if conn.capabilities.dialect == "postgres" and len(writes) > 1:
+        *parts, (last, _) = writes
+        sql = "WITH " + ", ".join(f"w{n} AS ({part})" for n, (part, _) in enumerate(parts))
+        await _select(conn, f"{sql} {last}", [p for _, params in writes for p in params])
+        return
+    for sql, params in writes:
+        await _select(conn, sql, params)
 
 
 # A learned address point this many samples old no longer moves.
@@ -496,15 +527,14 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
                         data={"channel": sub.channel, "join": join,
                               "reports": case.report_count})
         await case.save(using_db=conn)
+    # The case's address keys (those it has stay as they were), the reporter's subscription
+    # (likewise) and what the point teaches about the address: independent writes.
+    writes = [_subscription_sql(case.id, person.id, sub.reporter)]
     if feats.keys:
-        # One statement; keys the case has already stay as they were.
-        keys = sorted(feats.keys)
-        await _select(conn, 'INSERT INTO case_key ("key", case_id) VALUES '
-                      + ", ".join(["(?, ?)"] * len(keys)) + " ON CONFLICT DO NOTHING",
-                      [v for k in keys for v in (k, case.id)])
-    await subscribe(case, person, sub.reporter, conn)
-    if feats.keys and report.lat is not None:
-        await _learn(feats.keys, report.lat, report.lng, conn)
+        writes.append(_case_keys_sql(feats.keys, case.id))
+        if report.lat is not None:
+            writes.append(_learn_sql(feats.keys, report.lat, report.lng))
+    await _write_all(conn, writes)
     if bridge is not None:
         case = await _bridge(case, bridge, now, conn)
     return report, case
