@@ -146,15 +146,22 @@ async def _case(conn, case_id: int, *, lock: bool = False) -> Case:
 
 
 async def _new_person(identity_key: str, language: str, email: str | None, phone: str | None,
-                      conn) -> Person:
+                      conn, lock_keys: list[int] | None = None) -> Person:
+    """`lock_keys`: on PostgreSQL the submission's advisory locks are taken by the same
+    statement (one round trip for the three); the caller takes them otherwise."""
     kind, now = identity_key.split(":", 1)[0], utcnow()
     if conn.capabilities.dialect == "postgres":
-        # Person and identity in one round trip.
+        # Person and identity in one round trip; a SELECT in WITH runs only when referenced.
+        locks = ("WITH locks AS (SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k), "
+                 if lock_keys else "WITH ")
         rows = await _select(
-            conn, "WITH p AS (INSERT INTO person (language, email, phone, created_at) "
+            conn, f"{locks}p AS (INSERT INTO person (language, email, phone, created_at) "
             "VALUES (?, ?, ?, ?) RETURNING id) INSERT INTO identity (key, kind, created_at, "
-            "person_id) SELECT ?, ?, ?, id FROM p RETURNING person_id",
-            [language, email, phone, now, identity_key, kind, now])
+            "person_id) SELECT ?, ?, ?, id FROM p"
+            + (", (SELECT count(*) FROM locks) AS locked" if lock_keys else "")
+            + " RETURNING person_id",
+            [*([lock_keys] if lock_keys else []), language, email, phone, now, identity_key,
+             kind, now])
         person_id = rows[0]["person_id"]
     else:
         person_id = (await _select(
@@ -388,11 +395,13 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
     try:
         async with _maybe_sqlite_lock():
             async with in_transaction() as conn:
+                lock_keys = _lock_keys(lat, lng, feats)
                 if first:
                     person = await _new_person(sub.reporter, sub.language, sub.email,
-                                               sub.phone, conn)
+                                               sub.phone, conn, lock_keys)
                     await _count_new_report(throttle, person, sub.language)
-                await _lock(conn, _lock_keys(lat, lng, feats))
+                else:
+                    await _lock(conn, lock_keys)
                 report, case = await _file(sub, person, feats, lat, lng, now, repeat_of,
                                            located_by_address, settings, conn)
     except IntegrityError:
