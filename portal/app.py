@@ -26,7 +26,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # uvicorn sets up its handlers before the app starts; filter them here.
-        logs.install_filter()
+        # Every worker process runs this, `--workers N` children included (basicConfig leaves
+        # handlers that are already set alone).
+        logs.setup()
         if not manage_db:
             yield
             return

@@ -54,6 +54,17 @@ async def service_definition(request: Request, fmt: Format = FMT,
     return render(fmt, service.service_definition(service_code), root="service_definition")
 
 
+async def _signed_form(request: Request, settings):
+    """The posted form, its language and the client its api_key belongs to."""
+    # Errors while reading the form already speak the header's language.
+    language_of(request)
+    form = await read_form(request, settings)
+    language = language_of(request, _one(form.fields, "locale"))
+    client = await service.authenticate(_one(form.fields, "api_key")
+                                        or request.query_params.get("api_key"))
+    return form, language, client
+
+
 @router.post("/requests.{fmt}", summary="Post a service request (needs an api_key)",
              openapi_extra={"requestBody": POST_REQUEST_BODY},
              responses=responses(list[PostedRequest], 400, 403, 404, 413, 415, 429))
@@ -62,11 +73,7 @@ async def post_request(request: Request, fmt: Format = FMT):
     answer's service_request_id is the public case code; a report of a problem already
     reported answers the existing case's code, and service_notice says so."""
     settings = request.app.state.settings
-    language_of(request)
-    form = await read_form(request, settings)
-    language = language_of(request, _one(form.fields, "locale"))
-    client = await service.authenticate(_one(form.fields, "api_key")
-                                        or request.query_params.get("api_key"))
+    form, language, client = await _signed_form(request, settings)
     new = service.parse_new_request(form.fields, settings)
     answer = await service.create_request(new, client, form.uploads, language=language,
                                           throttle=request.app.state.throttle,
@@ -119,11 +126,7 @@ async def get_request(request: Request, service_request_id: str, fmt: Format = F
              responses=responses(list[PostedRequest], 400, 403, 404, 413, 415))
 async def post_media(request: Request, service_request_id: str, fmt: Format = FMT):
     settings = request.app.state.settings
-    language_of(request)
-    form = await read_form(request, settings)
-    language = language_of(request, _one(form.fields, "locale"))
-    client = await service.authenticate(_one(form.fields, "api_key")
-                                        or request.query_params.get("api_key"))
+    form, language, client = await _signed_form(request, settings)
     answer = await service.add_media(service_request_id, client, form.uploads,
                                      language=language, settings=settings)
     return render(fmt, answer)
