@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
         await db.init_db(settings.database_url)
         await ensure_categories()
         await ensure_departments()
-        log.info("Gridlink serving on %s with %s, %s state", settings.public_base_url,
-                 db.dialect(), "Redis" if settings.redis_url else "in-memory")
+        log.info("Gridlink started with %s, %s state; public address %s", db.dialect(),
+                 "Redis" if settings.redis_url else "in-memory", settings.public_base_url)
         try:
             yield
         finally:

@@ -491,6 +491,13 @@ async def test_odd_characters_are_refused_not_crashed_on(client, staff, settings
     assert note.status_code == 422
     merge = await client.post(f"{API}/cases/{code}/merge", headers=op, json={"into": "GL-\u00e9"})
     assert merge.status_code == 404
+    too_long = "9" * 30  # longer than any code the database column holds
+    for path in (f"cases/{too_long}", f"cases/{too_long}/department"):
+        res = await client.post(f"{API}/{path}", headers=op, json={"department_code": None}) \
+            if path.endswith("department") else await client.get(f"{API}/{path}", headers=op)
+        assert res.status_code == 404
+    assert (await client.post(f"{API}/cases/{code}/merge", headers=op,
+                              json={"into": too_long})).status_code == 404
     assert (await client.post(f"{API}/login", json={"username": "op\x00",
                                                     "password": PASSWORD})).status_code == 422
     gone = await client.post(f"{API}/users/op%00/deactivate", headers=await auth(client, "boss"))

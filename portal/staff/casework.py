@@ -71,7 +71,7 @@ def can_see(user: StaffUser, case: Case) -> bool:
         user.department_id is not None and case.department_id == user.department_id)
 
 
-CASE_CODE = re.compile(r"^[A-Z0-9-]{1,40}$")
+CASE_CODE = re.compile(rf"^[A-Z0-9-]{{1,{Case._meta.fields_map['code'].max_length}}}$")
 
 
 def normalise_code(code: str) -> str:
