@@ -6,7 +6,10 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal import db, logs
 from portal.cases.service import CaseError
@@ -15,6 +18,8 @@ from portal.intake.submission import InvalidSubmission, Throttled
 from portal.intake.throttle import Throttle, storage_for
 from portal.seed import ensure_categories, ensure_departments
 from portal.settings import Settings, get_settings
+from portal.web import lang, templating
+from portal.web.keys import secret_key
 
 log = logging.getLogger("gridlink")
 
@@ -45,6 +50,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app = FastAPI(title="Gridlink", version="0.1.0", lifespan=lifespan,
                   description="网格联动 — citizen reports, Open311 GeoReport v2, hotline intake.")
     app.state.settings = settings
+    app.state.secret_key = secret_key(settings)
     app.state.throttle = Throttle(storage_for(settings.redis_url), settings.throttle_new_reports)
 
     from portal.hotline.routes import router as hotline_router
@@ -54,6 +60,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.include_router(open311_router)
     app.include_router(hotline_router)
     app.include_router(staff_router)
+    app.include_router(lang.router)
+    app.mount("/static", StaticFiles(directory=templating.STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> dict:
@@ -65,6 +73,12 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:
         return {"ok": True}
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if templating.wants_html(request):
+            return templating.error_page(request, exc)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(InvalidSubmission)
     async def invalid(request: Request, exc: InvalidSubmission):

@@ -39,6 +39,17 @@ class Settings(BaseSettings):
     photo_max_side: int = 2560
     media_dir: Path = Path("data/media")
 
+    # Signs CSRF tokens and web sessions. Empty: one is generated on first start and kept in
+    # data/secret_key, so every process on the machine shares it. Set it when processes run
+    # on several machines.
+    secret_key: str = ""
+    # Cookies marked Secure (set this when the portal is served over https).
+    secure_cookies: bool = False
+    # Map tiles for the report form and the public map, e.g.
+    # https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty: no map, the forms work without one.
+    map_tile_url: str = ""
+    map_attribution: str = ""
+
     # Staff login lockout.
     login_max_failures: int = 5
     login_lockout_minutes: int = 15

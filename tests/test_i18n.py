@@ -1,4 +1,4 @@
-"""Every user-facing text marked in the code has a Chinese translation, compiled and in use."""
+"""Every user-facing text marked in the code and the templates has a Chinese translation, compiled and in use."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ def _marked_in_code() -> set[str]:
     found = set()
     for package in ("portal", "bot", "orgs", "feedback"):
         for _file, _line, message, _comments, _ctx in extract_from_dir(
-                ROOT / package, method_map=[("**.py", "python")],
-                keywords={"_": None, "t": None}):
+                ROOT / package,
+                method_map=[("**.py", "python"), ("**/templates/**.html", "jinja2")],
+                options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+                keywords={"_": None, "t": None, "ngettext": (1, 2)}):
             if isinstance(message, str) and message:
                 found.add(message)
     return found
