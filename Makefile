@@ -14,6 +14,7 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	sh tests/browser/setup.sh
 
 run: install
 	$(BIN)/gridlink migrate
