@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.state.secret_key = secret_key(settings)
     app.state.throttle = Throttle(storage_for(settings.redis_url), settings.throttle_new_reports)
 
+    from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router
     from portal.open311.routes import router as open311_router
     from portal.staff.routes import router as staff_router
@@ -60,15 +61,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.include_router(open311_router)
     app.include_router(hotline_router)
     app.include_router(staff_router)
+    app.include_router(resident_pages)
     app.include_router(lang.router)
     app.mount("/static", StaticFiles(directory=templating.STATIC), name="static")
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> dict:
-        # The resident pages replace this index when the web portal arrives.
-        return {"name": "Gridlink 网格联动", "api_docs": "/docs",
-                "open311": "/open311/v2/services.json", "hotline": "/api/v1/hotline/tickets",
-                "staff": "/api/v1/staff/cases"}
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

@@ -1,0 +1,443 @@
+"""The resident pages: home, the report form and its receipt, a case's tracking page with live
+updates (server-sent events), the public list of open cases, and public photos of repairs.
+
+A web reporter is a long-lived random browser cookie (identity `web:browser:<token>`), throttled
+by the intake per person like every channel. Clearing cookies makes a new person, so every form
+post is also counted per network address (ADDRESS_LIMITS), generously: a whole housing estate
+may reach us through one address of its provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from collections.abc import AsyncIterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from tortoise import connections
+
+from portal.cases import public
+from portal.cases.categories import BY_KEY
+from portal.cases.models import Case, Person, Report, Subscription
+from portal.cases.service import subscribe, utcnow
+from portal.i18n import _, gettext_for
+from portal.intake.service import person_for, submit, validate
+from portal.intake.submission import InvalidSubmission, Submission, Throttled
+from portal.intake.throttle import Throttle, storage_for
+from portal.open311.service import MAX_EMAIL_CHARS, PHONE_PATTERN, Open311Error, size_text
+from portal.open311.service import public_photo as open311_public_photo
+from portal.open311.web import read_form
+from portal.photos import PhotoError, store_photo
+from portal.web import csrf
+from portal.web.lang import page_language
+from portal.web.templating import local_time, render
+
+router = APIRouter(include_in_schema=False)
+
+REPORTER_COOKIE = "gl_reporter"
+REPORTER_COOKIE_DAYS = 2 * 365
+# Per network address, whatever the cookies: form posts that reach the intake, and follows.
+ADDRESS_LIMITS = {"report": "30/10 minutes;300/day", "follow": "10/10 minutes;50/day"}
+# Live updates: each connection reads the case's new public events this often (any server
+# process sees what another one wrote), and ends after a while; the browser reconnects with
+# Last-Event-ID, which also bounds how long a server shutdown waits for open streams.
+STREAM_POLL_S = 2.0
+STREAM_LIFETIME_S = 25.0
+STREAM_RETRY_MS = 2000
+BIGINT_MAX = 2**63 - 1
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+_FORM_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
+_PHONE = re.compile(PHONE_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Which form field an intake refusal belongs next to.
+FIELD_OF = {"category": "category", "text": "description", "address": "location",
+            "lat": "location", "crs": "location", "media": "photos", "contact": "contact"}
+
+
+# ------------------------------------------------------------------------------ home, list
+
+
+@router.get("/")
+async def home(request: Request):
+    lang = page_language(request)
+    return render(request, "cases/home.html", {
+        "categories": public.categories(lang),
+        "cases": await public.recent_cases(lang),
+    })
+
+
+@router.get("/cases")
+async def case_list(request: Request, category: str | None = None, status: str | None = None,
+                    before: str | None = None):
+    lang = page_language(request)
+    # Filters from a hand-made or stale link: an unknown value is no filter.
+    category = category if category in BY_KEY else None
+    status = status if status in public.LISTED_STATUSES else None
+    before_id = int(before) if before and before.isdigit() and len(before) < 19 else None
+    cases, next_before = await public.list_cases(lang, category=category, status=status,
+                                                 before_id=before_id)
+    return render(request, "cases/list.html", {
+        "cases": cases, "next_before": next_before, "first_page": before_id is None,
+        "categories": public.categories(lang), "category": category, "status": status,
+        "statuses": [(s.value, public.status_label(s, lang)) for s in public.LISTED_STATUSES],
+        "points": _points(cases),
+    })
+
+
+def _points(cases: list[public.PublicCase]) -> list[dict]:
+    return [{"code": c.code, "lat": c.lat, "lng": c.lng, "title": c.category,
+             "status": c.status_label} for c in cases if c.lat is not None]
+
+
+# ------------------------------------------------------------------------------ report form
+
+
+@dataclass
+class ReportForm:
+    category: str = ""
+    description: str = ""
+    address: str = ""
+    lat: str = ""
+    lng: str = ""
+    contact: str = ""
+    form_id: str = ""
+    had_photos: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, fields: dict[str, list[str]]) -> ReportForm:
+        def one(name: str, limit: int = 4000) -> str:
+            values = fields.get(name) or [""]
+            return _CONTROL.sub("", values[0])[:limit]
+
+        form_id = one("form_id", 64)
+        return cls(category=one("category", 40), description=one("description"),
+                   address=one("address", 400), lat=one("lat", 40), lng=one("lng", 40),
+                   contact=one("contact", 300),
+                   form_id=form_id if _FORM_ID.fullmatch(form_id) else _new_form_id())
+
+
+def _new_form_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _reporter_token(request: Request) -> str:
+    token = request.cookies.get(REPORTER_COOKIE)
+    if token and _TOKEN.fullmatch(token):
+        return token
+    if not getattr(request.state, "new_reporter", None):
+        request.state.new_reporter = secrets.token_urlsafe(32)
+    return request.state.new_reporter
+
+
+def _keep_reporter(request: Request, response) -> None:
+    token = getattr(request.state, "new_reporter", None)
+    if token:
+        response.set_cookie(REPORTER_COOKIE, token, max_age=REPORTER_COOKIE_DAYS * 86400,
+                            httponly=True, samesite="lax",
+                            secure=request.app.state.settings.secure_cookies)
+
+
+def _form_page(request: Request, form: ReportForm, *, status_code: int = 200,
+               notice: str | None = None, headers: dict | None = None):
+    settings = request.app.state.settings
+    lang = page_language(request)
+    _reporter_token(request)
+    response = render(request, "cases/report.html", {
+        "form": form, "errors": form.errors, "notice": notice,
+        "categories": public.categories(lang),
+        "max_photos": settings.max_photos, "max_photo_bytes": settings.max_photo_bytes,
+        "max_photo_size": size_text(settings.max_photo_bytes),
+        "max_text_chars": settings.max_text_chars,
+    }, status_code=status_code, headers=headers)
+    _keep_reporter(request, response)
+    return response
+
+
+@router.get("/report")
+async def report_form(request: Request, category: str | None = None):
+    return _form_page(request, ReportForm(category=category if category in BY_KEY else "",
+                                          form_id=_new_form_id()))
+
+
+def _point(form: ReportForm) -> tuple[float | None, float | None]:
+    if not form.lat.strip() and not form.lng.strip():
+        return None, None
+    try:
+        return float(form.lat), float(form.lng)
+    except ValueError:
+        raise InvalidSubmission(_("The location is not a valid point."), "lat") from None
+
+
+def _contact(value: str) -> tuple[str | None, str | None]:
+    """(email, phone) from the one contact field."""
+    value = value.strip()
+    if not value:
+        return None, None
+    if "@" in value:
+        if len(value) <= MAX_EMAIL_CHARS and _EMAIL.fullmatch(value):
+            return value.lower(), None
+    elif _PHONE.fullmatch(value):
+        return None, ("+" if value.startswith("+") else "") + re.sub(r"\D", "", value)
+    raise InvalidSubmission(_("Enter an e-mail address or a phone number, or leave this "
+                              "empty."), "contact")
+
+
+def _submission(form: ReportForm, request: Request, lang: str) -> Submission:
+    lat, lng = _point(form)
+    email, phone = _contact(form.contact)
+    token = _reporter_token(request)
+    # The same form sent twice (a double tap, a resend after a timeout) files one report.
+    ref = hashlib.sha256(f"{token}:{form.form_id}".encode()).hexdigest()[:40]
+    return Submission(reporter=f"web:browser:{token}", channel="web", text=form.description,
+                      category=form.category, lat=lat, lng=lng, crs="wgs84",
+                      address=form.address or None, language=lang, email=email, phone=phone,
+                      external_ref=f"web:{ref}")
+
+
+def _wait_text(lang: str, seconds: int) -> str:
+    """When someone throttled may send again, as a local time and a rough duration."""
+    t = gettext_for(lang)
+    at = utcnow() + timedelta(seconds=seconds)
+    minutes = max(1, math.ceil(seconds / 60))
+    if minutes >= 120:
+        return t(_("You can send again after {time} (in about {h} hours).")).format(
+            time=local_time(at, "%m-%d %H:%M"), h=math.ceil(minutes / 60))
+    return t(_("You can send again after {time} (in about {m} minutes).")).format(
+        time=local_time(at, "%H:%M"), m=minutes)
+
+
+async def _address_wait(request: Request, kind: str) -> int | None:
+    """Count one post of `kind` from the client's address; seconds to wait when over."""
+    state = request.app.state
+    throttles = getattr(state, "web_address_throttles", None)
+    if throttles is None:
+        throttles = {k: Throttle(storage_for(state.settings.redis_url), limits,
+                                 namespace=f"gridlink:web-{k}:{state.throttle.namespace}")
+                     for k, limits in ADDRESS_LIMITS.items()}
+        state.web_address_throttles = throttles
+    host = request.client.host if request.client else "-"
+    wait = await throttles[kind].hit(host)
+    return int(wait) if wait is not None else None
+
+
+def _throttled(request: Request, form: ReportForm, lang: str, seconds: int):
+    t = gettext_for(lang)
+    notice = t(_("You have sent several reports in a short time.")) + " " + \
+        _wait_text(lang, seconds)
+    return _form_page(request, form, status_code=429, notice=notice,
+                      headers={"Retry-After": str(seconds)})
+
+
+@router.post("/report")
+async def report_post(request: Request):
+    settings = request.app.state.settings
+    lang = page_language(request)
+    t = gettext_for(lang)
+    try:
+        posted = await read_form(request, settings)
+    except Open311Error as exc:
+        # Nothing of the form could be kept: the body was over the bound or not a form.
+        form = ReportForm(form_id=_new_form_id(), had_photos=True)
+        form.errors["photos" if exc.status == 413 else "general"] = exc.text(lang)
+        return _form_page(request, form, status_code=exc.status)
+    token = (posted.fields.get(csrf.FIELD) or [None])[0]
+    csrf.check(request, token, lang)
+
+    form = ReportForm.of(posted.fields)
+    uploads = [data for data in posted.uploads if data]
+    form.had_photos = bool(uploads)
+    try:
+        sub = _submission(form, request, lang)
+        # What the intake would refuse is refused before any work on photos.
+        validate(sub, settings)
+    except InvalidSubmission as exc:
+        form.errors[FIELD_OF.get(exc.field or "", "general")] = t(exc.message)
+        return _form_page(request, form, status_code=422)
+
+    wait = await _address_wait(request, "report")
+    if wait is not None:
+        return _throttled(request, form, lang, wait)
+
+    try:
+        for data in uploads:
+            sub.photos.append(await store_photo(
+                data, Path(settings.media_dir), max_bytes=settings.max_photo_bytes,
+                max_pixels=settings.max_photo_pixels, max_side=settings.photo_max_side))
+    except PhotoError as exc:
+        form.errors["photos"] = t(str(exc))
+        return _form_page(request, form, status_code=422)
+
+    try:
+        receipt = await submit(sub, throttle=request.app.state.throttle, settings=settings)
+    except InvalidSubmission as exc:
+        form.errors[FIELD_OF.get(exc.field or "", "general")] = t(exc.message)
+        return _form_page(request, form, status_code=422)
+    except Throttled as exc:
+        return _throttled(request, form, lang, exc.retry_after)
+    response = RedirectResponse(f"/receipts/{_receipt_token(request, receipt.report_id)}",
+                                status_code=303)
+    _keep_reporter(request, response)
+    return response
+
+
+# ------------------------------------------------------------------------------ receipt
+
+
+def _mac(request: Request, report_id: int) -> str:
+    return hmac.new(request.app.state.secret_key, f"receipt:{report_id}".encode(),
+                    hashlib.sha256).hexdigest()[:32]
+
+
+def _receipt_token(request: Request, report_id: int) -> str:
+    """The receipt's address: only the browser that filed the report knows it."""
+    return f"{report_id}-{_mac(request, report_id)}"
+
+
+@router.get("/receipts/{token}")
+async def receipt(token: str, request: Request):
+    report_id, _sep, mac = token.partition("-")
+    report = None
+    if report_id.isdigit() and int(report_id) <= BIGINT_MAX \
+            and hmac.compare_digest(mac.encode(), _mac(request, int(report_id)).encode()):
+        report = await Report.get_or_none(id=int(report_id))
+    if report is None:
+        raise HTTPException(404, gettext_for(page_language(request))(
+            _("There is no such receipt. Check the address, or find your case by its number.")))
+    case = await public.living_case(await Case.get(id=report.case_id))
+    return render(request, "cases/receipt.html", {
+        "code": case.code, "join": report.join, "reporter_count": case.reporter_count,
+        "status_label": public.status_label(case.status, page_language(request)),
+    })
+
+
+# ------------------------------------------------------------------------------ tracking
+
+
+async def _case(code: str, request: Request) -> Case:
+    case = await public.find_case(code)
+    if case is None:
+        raise HTTPException(404, gettext_for(page_language(request))(
+            _("There is no case with this number. Case numbers look like GL-20261128-0042.")))
+    return case
+
+
+@router.get("/cases/{code}")
+async def case_page(request: Request, case: Case = Depends(_case)):
+    living = await public.living_case(case)
+    if living.id != case.id:
+        return RedirectResponse(f"/cases/{living.code}?merged_from={case.code}",
+                                status_code=303)
+    merged_from = request.query_params.get("merged_from", "")
+    return await _tracking_page(
+        request, case, merged_from=merged_from if public.CODE.fullmatch(merged_from) else None,
+        following=request.query_params.get("following") == "1")
+
+
+async def _tracking_page(request: Request, case: Case, *, merged_from: str | None = None,
+                         following: bool = False, follow_error: str | None = None,
+                         follow_email: str = "", status_code: int = 200):
+    lang = page_language(request)
+    depts = await public.departments()
+    events = await public.public_events(case.id)
+    view = public.public_case(case, lang, depts)
+    view.last_event_id = events[-1].id if events else 0
+    return render(request, "cases/case.html", {
+        "case": view, "entries": public.timeline(events, lang, depts),
+        "photos": await public.fix_photos(case.id), "merged_from": merged_from,
+        "following": following, "follow_error": follow_error, "follow_email": follow_email,
+    }, status_code=status_code)
+
+
+def _last_event_id(request: Request) -> int:
+    value = request.headers.get("last-event-id") or request.query_params.get("after") or ""
+    return int(value) if value.isdigit() and len(value) < 19 else 0
+
+
+@router.get("/cases/{code}/events", response_class=EventSourceResponse)
+async def case_events(request: Request, case: Case = Depends(_case)
+                      ) -> AsyncIterable[ServerSentEvent]:
+    """New public events of the case as they happen: one `case` message per change, with the
+    case's status and counts and the new timeline entries."""
+    lang = page_language(request)
+    last = _last_event_id(request)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + STREAM_LIFETIME_S
+    yield ServerSentEvent(comment="gridlink", retry=STREAM_RETRY_MS)
+    while True:
+        events = await public.public_events(case.id, last)
+        if events:
+            last = events[-1].id
+            current = await Case.get(id=case.id)
+            depts = await public.departments()
+            entries = public.timeline(events, lang, depts)
+            master = await public.living_case(current)
+            yield ServerSentEvent(event="case", id=str(last), data={
+                "status": current.status.value,
+                "status_label": public.status_label(current.status, lang),
+                "reporter_count": current.reporter_count,
+                "entries": [e.as_json(local_time(e.at)) for e in entries],
+                "merged_into": master.code if master.id != current.id else None,
+            })
+        if loop.time() >= end:
+            return
+        await asyncio.sleep(STREAM_POLL_S)
+
+
+@router.post("/cases/{code}/follow")
+async def follow(request: Request, case: Case = Depends(_case)):
+    """Record that this e-mail address wants to hear about the case."""
+    settings = request.app.state.settings
+    lang = page_language(request)
+    t = gettext_for(lang)
+    try:
+        posted = await read_form(request, settings)
+    except Open311Error as exc:
+        raise HTTPException(exc.status, exc.text(lang)) from exc
+    csrf.check(request, (posted.fields.get(csrf.FIELD) or [None])[0], lang)
+    case = await public.living_case(case)
+    email = _CONTROL.sub("", (posted.fields.get("email") or [""])[0]).strip()[:300]
+    error = None
+    if not (len(email) <= MAX_EMAIL_CHARS and _EMAIL.fullmatch(email)):
+        error, status = t(_("Enter an e-mail address such as name@example.com.")), 422
+    elif (wait := await _address_wait(request, "follow")) is not None:
+        error, status = t(_("Too many requests from your network.")) + " " + \
+            _wait_text(lang, wait), 429
+    if error:
+        return await _tracking_page(request, case, follow_error=error, follow_email=email,
+                                    status_code=status)
+    email = email.lower()
+    identity = f"web:{email}"
+    person: Person = await person_for(identity, lang, email=email)
+    if not await Subscription.exists(case_id=case.id, person_id=person.id):
+        await subscribe(case, person, identity, connections.get("default"), reason="follower")
+    return RedirectResponse(f"/cases/{case.code}?following=1#follow", status_code=303)
+
+
+# ------------------------------------------------------------------------------ photos
+
+
+@router.get("/photos/{photo_id}")
+async def photo(photo_id: str, request: Request):
+    """A photo of a repair. Residents' own photos are evidence for staff and never served."""
+    try:
+        if not photo_id.isdigit() or len(photo_id) > 18:
+            raise Open311Error(404, "")
+        path = await open311_public_photo(int(photo_id), request.app.state.settings)
+    except Open311Error:
+        raise HTTPException(404, gettext_for(page_language(request))(
+            _("There is no published photo with this number."))) from None
+    return FileResponse(path, media_type="image/jpeg",
+                        headers={"Cache-Control": "public, max-age=86400"})
+

@@ -1,0 +1,41 @@
+/* A case's tracking page updates itself: server-sent events from /cases/{code}/events bring the
+   new status and timeline entries. Without this script the page is the same, reload to update. */
+(function () {
+  "use strict";
+  var article = document.getElementById("case");
+  if (!article || !window.EventSource) return;
+  var status = document.getElementById("case-status");
+  var timeline = document.getElementById("timeline");
+  var count = document.getElementById("reporter-count");
+  var note = document.getElementById("live-note");
+  var source = new EventSource(article.dataset.events);
+
+  source.addEventListener("open", function () { note.textContent = article.dataset.live; });
+  source.addEventListener("case", function (message) {
+    var data = JSON.parse(message.data);
+    status.textContent = data.status_label;
+    status.className = "badge big " + data.status;
+    status.dataset.status = data.status;
+    count.textContent = data.reporter_count;
+    data.entries.forEach(function (entry) {
+      if (timeline.querySelector('li[data-id="' + entry.id + '"]')) return;
+      var li = document.createElement("li"), time = document.createElement("time");
+      var title = document.createElement("strong");
+      li.dataset.id = entry.id;
+      time.textContent = entry.time;
+      title.textContent = entry.title;
+      li.appendChild(time);
+      li.appendChild(title);
+      if (entry.note) {
+        var p = document.createElement("p");
+        p.textContent = entry.note;
+        li.appendChild(p);
+      }
+      timeline.appendChild(li);
+    });
+    if (data.merged_into) {
+      note.textContent = article.dataset.merged.replace("{code}", data.merged_into);
+      source.close();
+    }
+  });
+})();
