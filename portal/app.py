@@ -56,11 +56,13 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router
     from portal.open311.routes import router as open311_router
+    from portal.staff.pages import router as staff_pages
     from portal.staff.routes import router as staff_router
 
     app.include_router(open311_router)
     app.include_router(hotline_router)
     app.include_router(staff_router)
+    app.include_router(staff_pages)
     app.include_router(resident_pages)
     app.include_router(lang.router)
     app.mount("/static", StaticFiles(directory=templating.STATIC), name="static")

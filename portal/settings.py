@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Staff login lockout.
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
+    # Staff console: a case still being worked on this many days after its first report is
+    # overdue (a new case already after one day without being accepted or refused).
+    overdue_days: float = 7.0
 
 
 @lru_cache

@@ -10,12 +10,16 @@ itself (which status may follow which) is `portal.cases.service`'s.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from portal.cases import service as cases
 from portal.cases.models import (
+    OPEN_STATUSES,
     Case,
     CaseEvent,
     Department,
@@ -24,8 +28,9 @@ from portal.cases.models import (
     Status,
     Subscription,
 )
-from portal.cases.service import SHANGHAI
+from portal.cases.service import SHANGHAI, TRANSITIONS
 from portal.i18n import _
+from portal.photos import StoredPhoto
 from portal.staff import schemas
 from portal.staff.models import Role, StaffUser
 
@@ -103,8 +108,8 @@ def _shanghai(value: date | datetime, end: bool) -> datetime:
         return edge.replace(tzinfo=UTC)
 
 
-async def list_cases(user: StaffUser, f: schemas.CaseFilter) -> schemas.CaseList:
-    """Newest first (id descending), a page at a time with the `before_id` cursor."""
+async def _filtered(user: StaffUser, f: schemas.CaseFilter) -> QuerySet[Case]:
+    """The cases `user` may see that pass the filters (the cursor aside)."""
     qs = scope(user)
     if f.status:
         qs = qs.filter(status__in=list(f.status))
@@ -129,6 +134,12 @@ async def list_cases(user: StaffUser, f: schemas.CaseFilter) -> schemas.CaseList
             qs = qs.filter(first_reported_at__lte=_shanghai(f.created_to, end=True))
         else:
             qs = qs.filter(first_reported_at__lt=_shanghai(f.created_to, end=True))
+    return qs
+
+
+async def list_cases(user: StaffUser, f: schemas.CaseFilter) -> schemas.CaseList:
+    """Newest first (id descending), a page at a time with the `before_id` cursor."""
+    qs = await _filtered(user, f)
     if f.before_id:
         qs = qs.filter(id__lt=f.before_id)
     rows = await qs.order_by("-id").limit(f.limit + 1).prefetch_related(
@@ -247,3 +258,92 @@ async def unmerge(user: StaffUser, report_id: int) -> Case:
     if report is None:
         raise Refused("not_found", _("No such report."))
     return await cases.unmerge_report(report_id, actor=user.username)
+
+
+# --- the console's queue and what it offers on a case ----------------------------------------
+
+# A new case should be accepted or refused within a day; any case still being worked on is
+# overdue `overdue_days` after its first report. Resolved cases wait for verification.
+NEW_OVERDUE_AFTER = timedelta(days=1)
+WORKING = (Status.ACCEPTED, Status.DISPATCHED, Status.IN_PROGRESS)
+
+
+def overdue(now: datetime, days: float) -> Q:
+    return Q(status=Status.NEW, first_reported_at__lt=now - NEW_OVERDUE_AFTER) | Q(
+        status__in=list(WORKING), first_reported_at__lt=now - timedelta(days=days))
+
+
+def is_overdue(case: Case, now: datetime, days: float) -> bool:
+    if case.status == Status.NEW:
+        return case.first_reported_at < now - NEW_OVERDUE_AFTER
+    return case.status in WORKING and case.first_reported_at < now - timedelta(days=days)
+
+
+@dataclass
+class Page:
+    cases: list[Case]
+    # Cursors: the older page (before_id) and the newer page (after_id); None at either end.
+    older: int | None
+    newer: int | None
+
+
+async def queue(user: StaffUser, f: schemas.CaseFilter, *, overdue_days: float | None = None,
+                after_id: int | None = None, now: datetime | None = None) -> Page:
+    """The console's queue: newest first, keyset pages either way from a cursor (`f.before_id`
+    for older cases, `after_id` for newer ones), so that a deep page costs what the first does.
+    `overdue_days`: only overdue cases (see `overdue`)."""
+    qs = await _filtered(user, f)
+    if overdue_days is not None:
+        qs = qs.filter(overdue(now or datetime.now(UTC), overdue_days))
+    related = ("department", "possible_duplicate_of")
+    if after_id:
+        rows = await qs.filter(id__gt=after_id).order_by("id").limit(f.limit + 1) \
+            .prefetch_related(*related)
+        more = len(rows) > f.limit
+        rows = rows[:f.limit][::-1]
+        return Page(rows, older=rows[-1].id if rows else None,
+                    newer=rows[0].id if more and rows else None)
+    if f.before_id:
+        qs = qs.filter(id__lt=f.before_id)
+    rows = await qs.order_by("-id").limit(f.limit + 1).prefetch_related(*related)
+    more = len(rows) > f.limit
+    rows = rows[:f.limit]
+    return Page(rows, older=rows[-1].id if more else None,
+                newer=rows[0].id if f.before_id and rows else None)
+
+
+def may_run_centre_steps(user: StaffUser) -> bool:
+    return user.role != Role.DEPARTMENT
+
+
+def offered_statuses(user: StaffUser, status: Status) -> list[Status]:
+    """The statuses `user` may move a case in `status` to (what set_status would accept).
+    Dispatching is offered through a department (assign_department), not here."""
+    allowed = TRANSITIONS[status] - {Status.DISPATCHED}
+    if user.role == Role.DEPARTMENT:
+        allowed = set() if status == Status.NEW else allowed & DEPARTMENT_MAY_SET
+    order = list(Status)
+    return sorted(allowed, key=order.index)
+
+
+async def add_fix_photo(user: StaffUser, code: str, stored: StoredPhoto,
+                        public_note: str | None = None) -> Photo:
+    """A photo of the repair: public, shown on the case's timeline."""
+    case = await visible_case(user, code)
+    if case.status not in OPEN_STATUSES:
+        raise Refused("invalid", _("Photos of the repair can be added only to an open case."))
+    async with in_transaction() as conn:
+        photo = await Photo.create(case_id=case.id, path=stored.path, width=stored.width,
+                                   height=stored.height, size=stored.size,
+                                   content_type=stored.content_type, kind="fix", using_db=conn)
+        await cases.add_event(case, "photo", conn, actor=user.username, public=True,
+                              public_note=public_note or None,
+                              data={"photo": photo.id, "kind": "fix"})
+    return photo
+
+
+async def visible_photo(user: StaffUser, photo_id: int) -> Photo:
+    photo = await Photo.get_or_none(id=photo_id).prefetch_related("case")
+    if photo is None or not can_see(user, photo.case):
+        raise Refused("not_found", _("No such photo."))
+    return photo
