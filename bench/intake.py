@@ -645,8 +645,9 @@ async def load_world(url: str, seed: int) -> World:
     try:
         conn = connections.get("default")
         pg = conn.capabilities.dialect == "postgres"
+        # The filled reporters only, not those an earlier run's submissions added.
         rows = await conn.execute_query_dict("SELECT key FROM identity ORDER BY id")
-        keys = [r["key"] for r in rows]
+        keys = [r["key"] for r in rows if r["key"].split(":", 1)[0] in KINDS]
         since = now - timedelta(days=4)
         rows = await conn.execute_query_dict(
             "SELECT lat, lng, category, address_keys FROM case_ WHERE status IN "
@@ -973,14 +974,16 @@ async def _http_rounds(base: str, proc: subprocess.Popen, world: World, requests
                                           api_key, run=f"h{seed}r{r}"))
         await drive(base, bare[:warm], concurrency, pid)
         rps, statuses, cpu, client_cpu = await drive(base, bare[warm:], concurrency, pid)
-        print(f"  round {r + 1}: bare insert  {rps:8.1f} req/s  server CPU {cpu:4.0f}%  "
-              f"clients CPU {client_cpu:4.0f}%  {dict(statuses)}", flush=True)
+        print(f"  round {r + 1}: bare insert  {rps:8.1f} req/s  server CPU {cpu:4.0f}% "
+              f"({cpu / rps * 10:.2f} ms a request)  clients CPU {client_cpu:4.0f}%  "
+              f"{dict(statuses)}", flush=True)
         result["bare"].append(rps)
         result["bare_cpu"].append(cpu)
         await drive(base, o311[:warm], concurrency, pid)
         rps, statuses, cpu, client_cpu = await drive(base, o311[warm:], concurrency, pid)
-        print(f"  round {r + 1}: open311 POST {rps:8.1f} req/s  server CPU {cpu:4.0f}%  "
-              f"clients CPU {client_cpu:4.0f}%  {dict(statuses)}", flush=True)
+        print(f"  round {r + 1}: open311 POST {rps:8.1f} req/s  server CPU {cpu:4.0f}% "
+              f"({cpu / rps * 10:.2f} ms a request)  clients CPU {client_cpu:4.0f}%  "
+              f"{dict(statuses)}", flush=True)
         result["open311"].append(rps)
         result["open311_cpu"].append(cpu)
         ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
@@ -1004,6 +1007,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1, help="bare/Open311 rounds")
     parser.add_argument("--seed", type=int, default=20261128)
+    parser.add_argument("--mix-seed", type=int, default=None,
+                        help="seed of the submit() mix and the HTTP requests (default: --seed; "
+                             "with --reuse a new one each run, so that a reused database never "
+                             "sees the same reporters and places again)")
     parser.add_argument("--fill-workers", type=int, default=os.cpu_count() or 2,
                         help="processes generating the history")
     parser.add_argument("--reuse", action="store_true",
@@ -1030,8 +1037,10 @@ def main() -> None:
         args.keep = True
     elif engine == "sqlite" and Path(url.removeprefix("sqlite://")).exists():
         sys.exit("The SQLite file exists already; give a new path (the bench fills it).")
+    if args.mix_seed is None:
+        args.mix_seed = args.seed if not args.reuse else int(time.time()) % 1_000_000
     print(f"Gridlink intake bench: {engine}, {args.cases:,} cases ({args.open:,} open), "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, mix seed {args.mix_seed}")
     try:
         t0 = time.perf_counter()
         if args.reuse:
@@ -1047,7 +1056,7 @@ def main() -> None:
                   flush=True)
 
         times, kinds, joins = run_like_server(
-            time_submits(url, world, args.submits, args.warmup, args.seed))
+            time_submits(url, world, args.submits, args.warmup, args.mix_seed))
         print(f"submit(): {len(times)} timed calls after {args.warmup} untimed; "
               f"mix {dict(kinds)}; outcome {dict(joins)}")
         p50, p90, p99 = pct(times, 0.5), pct(times, 0.9), pct(times, 0.99)
@@ -1059,7 +1068,7 @@ def main() -> None:
             print(f"HTTP: {args.requests} requests per endpoint per round, "
                   f"{args.concurrency} concurrent clients, each Open311 request from its own "
                   "reporter")
-            http = http_bench(url, world, args.requests, args.concurrency, args.seed,
+            http = http_bench(url, world, args.requests, args.concurrency, args.mix_seed,
                               args.rounds, args.profile_server, args.workers)
         print()
         volume = f"{engine}, {world.cases} cases, {world.open_cases} open"
