@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import re
+import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
+import asyncpg
 from tortoise import connections
-from tortoise.exceptions import DoesNotExist, IntegrityError
+from tortoise.exceptions import DoesNotExist, IntegrityError, OperationalError
 from tortoise.transactions import in_transaction
 
 from portal.cases.categories import BY_KEY, related_to
 from portal.cases.models import (
     OPEN_STATUSES,
     AddressPoint,
-    Case,
     Identity,
     Person,
     Photo,
-    Report,
     Status,
 )
-from portal.cases.service import CaseError, add_event, merge_cases, next_code, utcnow
+from portal.cases.service import SHANGHAI, CaseError, merge_cases, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake import geo, matching, text
 from portal.intake.submission import (
@@ -120,29 +123,91 @@ async def _known_person(identity_key: str, email: str | None, phone: str | None
     return person
 
 
-async def _select(conn, sql: str, params: list) -> list[dict]:
-    """A statement on the hot path, written out: Tortoise builds every ORM query anew, which
-    costs a few times what the database does for these indexed reads. `?` marks the
-    parameters."""
-    if conn.capabilities.dialect == "postgres":
-        parts = sql.split("?")
-        sql = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
-    return await conn.execute_query_dict(sql, params)
+async def _select(conn, sql: str, params: list) -> list:
+    """A statement on the hot path, written out and handed straight to the driver: Tortoise
+    builds every ORM query anew and wraps every raw one in a few layers, which together cost
+    several times what the database does for these short statements. `?` marks the
+    parameters; the rows (sqlite3.Row or asyncpg.Record) are read by column name."""
+    pg = conn.capabilities.dialect == "postgres"
+    try:
+        async with conn.acquire_connection() as raw:
+            if pg:
+                return await raw.fetch(_numbered(sql), *params)
+            return await raw.execute_fetchall(sql, params)
+    except (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
+        raise IntegrityError(exc) from exc
+    except sqlite3.OperationalError as exc:
+        raise OperationalError(exc) from exc
+
+
+@lru_cache(maxsize=512)
+def _numbered(sql: str) -> str:
+    """`?` marks as PostgreSQL's $1, $2..."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
 
 
 def _marks(values) -> str:
     return ", ".join("?" * len(values))
 
 
-async def _case(conn, case_id: int, *, lock: bool = False) -> Case:
-    """One whole case; `lock` holds its row until the transaction ends (PostgreSQL)."""
-    sql = "SELECT * FROM case_ WHERE id = ?"
+@dataclass(slots=True)
+class CaseRow:
+    """What the intake reads and writes of a case (a Case model costs more to build than the
+    indexed read that fills it)."""
+
+    id: int
+    code: str
+    category: str
+    status: Status
+    lat: float | None
+    lng: float | None
+    first_reported_at: datetime
+    address_keys: str
+    fingerprint: str
+    cell: int | None = None
+    report_count: int = 0
+    reporter_count: int = 0
+    last_reported_at: datetime | None = None
+    master_id: int | None = None
+    possible_duplicate_of_id: int | None = None
+    recurrence_of_id: int | None = None
+
+    @classmethod
+    def of(cls, row) -> CaseRow:
+        case = cls(**dict(row))
+        case.status = Status(case.status)
+        case.first_reported_at = _datetime(case.first_reported_at)
+        if case.last_reported_at is not None:
+            case.last_reported_at = _datetime(case.last_reported_at)
+        return case
+
+
+def _datetime(value) -> datetime:
+    """A stored time as an aware datetime: PostgreSQL hands datetimes, SQLite the text the
+    sqlite3 adapter wrote (isoformat with a space and the UTC offset)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# What scoring and the decision read of a candidate case.
+_CANDIDATE_FIELDS = ("id", "code", "category", "status", "lat", "lng", "first_reported_at",
+                     "address_keys", "fingerprint")
+# ... and what filing a report into it reads and writes.
+_CASE_FIELDS = (*_CANDIDATE_FIELDS, "cell", "report_count", "reporter_count",
+                "last_reported_at", "master_id", "possible_duplicate_of_id", "recurrence_of_id")
+
+
+async def _case(conn, case_id: int, *, lock: bool = False) -> CaseRow:
+    """One case; `lock` holds its row until the transaction ends (PostgreSQL)."""
+    sql = f"SELECT {', '.join(_CASE_FIELDS)} FROM case_ WHERE id = ?"
     if lock and conn.capabilities.dialect == "postgres":
         sql += " FOR UPDATE"
     rows = await _select(conn, sql, [case_id])
     if not rows:
-        raise DoesNotExist(Case)
-    return Case._init_from_db(**rows[0])
+        raise DoesNotExist("No such case")
+    return CaseRow.of(rows[0])
 
 
 async def _new_person(identity_key: str, language: str, email: str | None, phone: str | None,
@@ -174,22 +239,23 @@ async def _new_person(identity_key: str, language: str, email: str | None, phone
 
 
 async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
-                       settings: Settings) -> Case | None:
+                       settings: Settings) -> CaseRow | None:
     since = now - timedelta(minutes=settings.repeat_window_minutes)
     conn = connections.get("default")
-    recent = [Report._init_from_db(**row) for row in await _select(
+    recent = await _select(
         conn, "SELECT id, case_id, text, category, lat, lng, address, received_at FROM report "
         "WHERE person_id = ? AND received_at >= ? AND received_at <= ? "
-        "ORDER BY received_at DESC LIMIT 10", [person.id, since, now])]
+        "ORDER BY received_at DESC LIMIT 10", [person.id, since, now])
     for rep in recent:
-        if text.jaccard(feats.bigrams, text.bigrams(rep.text)) < REPEAT_SIMILARITY:
+        if text.jaccard(feats.bigrams, text.bigrams(rep["text"])) < REPEAT_SIMILARITY:
             continue
         # The same words about another place or another kind of problem are a new report.
         if not matching.compatible(feats, matching.Features.of(
-                category=rep.category, lat=rep.lat, lng=rep.lng, at=rep.received_at,
-                body=rep.text, address_text=rep.address), radius_m=settings.merge_radius_m):
+                category=rep["category"], lat=rep["lat"], lng=rep["lng"],
+                at=_datetime(rep["received_at"]), body=rep["text"],
+                address_text=rep["address"]), radius_m=settings.merge_radius_m):
             continue
-        case = await _case(conn, rep.case_id)
+        case = await _case(conn, rep["case_id"])
         while case.status == Status.MERGED and case.master_id:
             case = await _case(conn, case.master_id)
         if case.status in OPEN_STATUSES:
@@ -239,31 +305,44 @@ def _learn_sql(keys: set[str], lat: float, lng: float) -> tuple[str, list]:
         + [_STEADY_SAMPLES, m_lat, m_lat, m_lng, m_lng, 300.0 ** 2])
 
 
-def _case_keys_sql(keys: set[str], case_id: int) -> tuple[str, list]:
+def _case_keys_sql(keys: set[str], case_id) -> tuple[str, list]:
     keys_ = sorted(keys)
+    ref, ref_params = _id(case_id)
     return ('INSERT INTO case_key ("key", case_id) VALUES '
-            + ", ".join(["(?, ?)"] * len(keys_)) + " ON CONFLICT DO NOTHING",
-            [v for k in keys_ for v in (k, case_id)])
+            + ", ".join([f"(?, {ref})"] * len(keys_)) + " ON CONFLICT DO NOTHING",
+            [v for k in keys_ for v in (k, *ref_params)])
 
 
-def _subscription_sql(case_id: int, person_id: int, identity: str) -> tuple[str, list]:
+def _subscription_sql(case_id, person_id: int, identity: str) -> tuple[str, list]:
     # As cases.service.subscribe: a person already subscribed stays as they were.
+    ref, ref_params = _id(case_id)
     return ("INSERT INTO subscription (identity, reason, created_at, case_id, person_id) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [identity, "reporter", utcnow(), case_id, person_id])
+            f"VALUES (?, ?, ?, {ref}, ?) ON CONFLICT DO NOTHING",
+            [identity, "reporter", utcnow(), *ref_params, person_id])
 
 
-async def _write_all(conn, writes: list[tuple[str, list]]) -> None:
-    """Independent writes to different tables. On PostgreSQL one statement (all but the last
-    as data-modifying WITH parts, which run whether or not they are referenced): one round
-    trip instead of one each. On SQLite a statement costs no round trip."""
-    if conn.capabilities.dialect == "postgres" and len(writes) > 1:
-        *parts, (last, _) = writes
-        sql = "WITH " + ", ".join(f"w{n} AS ({part})" for n, (part, _) in enumerate(parts))
-        await _select(conn, f"{sql} {last}", [p for _, params in writes for p in params])
-        return
-    for sql, params in writes:
-        await _select(conn, sql, params)
+async def _write_all(conn, writes: list[tuple[str, str, list]], keep: dict[str, str]
+                     ) -> dict:
+    """Writes (name, sql, params) in order; answers `keep` {alias: "name.column"}, read from
+    the RETURNING rows of the writes. On PostgreSQL one statement, every write a
+    data-modifying WITH part (which runs whether or not it is referred to; a later one may
+    refer to an earlier one's rows): one round trip instead of one each. On SQLite a
+    statement costs no round trip."""
+    if conn.capabilities.dialect == "postgres":
+        sql = ("WITH " + ", ".join(f"{name} AS ({part})" for name, part, _ in writes)
+               + " SELECT " + ", ".join(
+                   f"(SELECT {ref.split('.')[1]} FROM {ref.split('.')[0]}) AS {alias}"
+                   for alias, ref in keep.items()))
+        row = (await _select(conn, sql, [p for _, _, params in writes for p in params]))[0]
+        return {alias: row[alias] for alias in keep}
+    returned = {}
+    for name, sql, params in writes:
+        returned[name] = await _select(conn, sql, params)
+    out = {}
+    for alias, ref in keep.items():
+        name, column = ref.split(".")
+        out[alias] = returned[name][0][column]
+    return out
 
 
 # A learned address point this many samples old no longer moves.
@@ -271,11 +350,11 @@ _STEADY_SAMPLES = 50
 
 
 async def _candidates(feats: matching.Features, lat: float | None, lng: float | None,
-                      now: datetime, settings: Settings, conn) -> list[Case]:
+                      now: datetime, settings: Settings, conn) -> list[CaseRow]:
     since = now - timedelta(days=max(settings.merge_window_days,
                                      settings.recurrence_window_days))
     cats = related_to(feats.category)
-    found: dict[int, Case] = {}
+    found: dict[int, CaseRow] = {}
     columns = ", ".join(_CANDIDATE_FIELDS)
     # Only what the decision can use: open cases within the merge window, closed ones within
     # the recurrence window (score() is 0 outside them; other statuses are never picked).
@@ -312,13 +391,10 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
         # Both searches in one round trip; a case found by both comes twice.
         for row in await _select(conn, " UNION ALL ".join(selects), params):
             if row["id"] not in found:
-                found[row["id"]] = Case._init_from_db(**row)
+                found[row["id"]] = CaseRow.of(row)
     return list(found.values())
 
 
-# What scoring and the decision read of a candidate case.
-_CANDIDATE_FIELDS = ("id", "code", "category", "status", "lat", "lng", "first_reported_at",
-                     "address_keys", "fingerprint")
 # Newest cases first when an address key (a busy crossing) was reported very often.
 _MAX_KEYED = 200
 
@@ -349,15 +425,25 @@ def _message(language: str, join: str, code: str, reporters: int) -> str:
     return t("Thank you. Your report was received as case {code}.").format(code=code)
 
 
-async def _receipt(report: Report, case: Case, language: str, duplicate: bool = False) -> Receipt:
-    dup = await Case.get(id=case.possible_duplicate_of_id) if case.possible_duplicate_of_id else None
-    rec = await Case.get(id=case.recurrence_of_id) if case.recurrence_of_id else None
+async def _receipt(conn, report_id: int, join: str, case: CaseRow, language: str, *,
+                   duplicate: bool = False, codes: dict[int, str] | None = None) -> Receipt:
+    """`codes`: case codes known already (a new case's flagged and recurred cases)."""
+    known = codes or {}
+
+    async def code_of(case_id: int | None) -> str | None:
+        if case_id is None:
+            return None
+        if case_id not in known:
+            rows = await _select(conn, "SELECT code FROM case_ WHERE id = ?", [case_id])
+            known[case_id] = rows[0]["code"] if rows else None
+        return known[case_id]
+
     return Receipt(
-        case_code=case.code, case_id=case.id, report_id=report.id, status=case.status.value,
-        join=report.join, report_count=case.report_count, reporter_count=case.reporter_count,
-        message=_message(language, report.join, case.code, case.reporter_count),
-        possible_duplicate_of=dup.code if dup else None,
-        recurrence_of=rec.code if rec else None, duplicate_delivery=duplicate,
+        case_code=case.code, case_id=case.id, report_id=report_id, status=case.status.value,
+        join=join, report_count=case.report_count, reporter_count=case.reporter_count,
+        message=_message(language, join, case.code, case.reporter_count),
+        possible_duplicate_of=await code_of(case.possible_duplicate_of_id),
+        recurrence_of=await code_of(case.recurrence_of_id), duplicate_delivery=duplicate,
     )
 
 
@@ -366,11 +452,15 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
     validate(sub, settings)
     # SQLite compares stored times as text: keep every time in UTC.
     now = (sub.received_at or utcnow()).astimezone(UTC)
+    db = connections.get("default")
+    pg = db.capabilities.dialect == "postgres"
     if sub.external_ref:
-        earlier = await Report.get_or_none(external_ref=sub.external_ref)
-        if earlier is not None:
-            case = await Case.get(id=earlier.case_id)
-            return await _receipt(earlier, case, sub.language, duplicate=True)
+        rows = await _select(db, 'SELECT id, "join", case_id FROM report WHERE external_ref = ?',
+                             [sub.external_ref])
+        if rows:
+            case = await _case(db, rows[0]["case_id"])
+            return await _receipt(db, rows[0]["id"], rows[0]["join"], case, sub.language,
+                                  duplicate=True)
 
     # None for a first report: the person is then created in the same commit as the report.
     person = await _known_person(sub.reporter, sub.email, sub.phone)
@@ -393,23 +483,25 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
 
     first = person is None
     try:
-        async with _maybe_sqlite_lock():
+        async with _sqlite_lock if not pg else _NullLock():
             async with in_transaction() as conn:
-                lock_keys = _lock_keys(lat, lng, feats)
+                # Advisory locks serialise twin submissions on PostgreSQL; SQLite has one writer.
+                lock_keys = _lock_keys(lat, lng, feats) if pg else []
                 if first:
                     person = await _new_person(sub.reporter, sub.language, sub.email,
                                                sub.phone, conn, lock_keys)
                     await _count_new_report(throttle, person, sub.language)
-                else:
+                elif pg:
                     await _lock(conn, lock_keys)
-                report, case = await _file(sub, person, feats, lat, lng, now, repeat_of,
-                                           located_by_address, settings, conn)
+                report_id, join, case, codes = await _file(
+                    sub, person, first, feats, lat, lng, now, repeat_of, located_by_address,
+                    settings, conn)
     except IntegrityError:
         if first and await Identity.exists(key=sub.reporter):
             # Two first reports of one identity at once: the other created the person.
             return await submit(sub, throttle=throttle, settings=settings)
         raise
-    return await _receipt(report, case, sub.language)
+    return await _receipt(db, report_id, join, case, sub.language, codes=codes)
 
 
 async def _count_new_report(throttle: Throttle | None, person: Person, language: str) -> None:
@@ -418,14 +510,6 @@ async def _count_new_report(throttle: Throttle | None, person: Person, language:
     retry_after = await throttle.hit(person.id)
     if retry_after is not None:
         raise Throttled(retry_after, _throttle_message(language, retry_after))
-
-
-def _maybe_sqlite_lock():
-    from tortoise import connections
-
-    if connections.get("default").capabilities.dialect == "sqlite":
-        return _sqlite_lock
-    return _NullLock()
 
 
 class _NullLock:
@@ -446,21 +530,25 @@ def _throttle_message(language: str, retry_after: float) -> str:
              ).format(m=minutes)
 
 
-async def _file(sub: Submission, person: Person, feats: matching.Features, lat, lng,
-                now: datetime, repeat_of: Case | None, located_by_address: bool,
-                settings: Settings, conn) -> tuple[Report, Case]:
+async def _file(sub: Submission, person: Person, first: bool, feats: matching.Features, lat,
+                lng, now: datetime, repeat_of: CaseRow | None, located_by_address: bool,
+                settings: Settings, conn) -> tuple[int, str, CaseRow, dict[int, str]]:
+    """Pick the case and write the report into it: the report's id, how it joined, the case
+    as it is now, and the codes of the cases it was flagged against."""
     join, score, flag, recurrence = "new", None, None, None
-    case: Case | None = None
-    bridge: Case | None = None
+    case: CaseRow | None = None
+    bridge: CaseRow | None = None
+    # A first report's person has no earlier report in any case.
+    reported_before = False
     if repeat_of is not None:
-        locked = await _case(conn, repeat_of.id, lock=True)
+        locked, reported_before = await _lock_case(conn, repeat_of.id, person.id)
         # Staff may have closed or merged it since it was found: then it is a new case.
         if locked.status in OPEN_STATUSES:
             case, join = locked, "repeat"
     else:
         best, best_score = None, 0.0
         closed_best, closed_score = None, 0.0
-        sure: list[Case] = []
+        sure: list[CaseRow] = []
         for cand in await _candidates(feats, lat, lng, now, settings, conn):
             s = matching.score(feats, matching.case_features(cand),
                                radius_m=settings.merge_radius_m,
@@ -474,8 +562,10 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
                     best, best_score = cand, s
             elif cand.status == Status.CLOSED and s > closed_score:
                 closed_best, closed_score = cand, s
-        locked = (await _case(conn, best.id, lock=True)
-                  if best is not None and best_score >= settings.merge_auto_score else None)
+        locked = None
+        if best is not None and best_score >= settings.merge_auto_score:
+            locked, reported_before = await _lock_case(conn, best.id,
+                                                       None if first else person.id)
         # Staff may have closed or merged it since the candidate search read it.
         if locked is not None and locked.status in OPEN_STATUSES:
             case, join, score = locked, "merged", best_score
@@ -486,43 +576,74 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
             if closed_best is not None and closed_score >= settings.merge_flag_score:
                 recurrence = closed_best
 
-    report = Report(
-        person=person, identity=sub.reporter, channel=sub.channel, language=sub.language,
-        text=sub.text, category=sub.category, raw_lat=sub.lat, raw_lng=sub.lng, crs=sub.crs,
-        lat=lat if not located_by_address else None, lng=lng if not located_by_address else None,
-        address=sub.address, received_at=now, external_ref=sub.external_ref, join=join,
-        score=score, extra=sub.extra,
-    )
+    pg = conn.capabilities.dialect == "postgres"
+    wall = utcnow()
+    report_lat, report_lng = (None, None) if located_by_address else (lat, lng)
+
+    def report_sql(case_id) -> tuple[str, list]:
+        ref, ref_params = _id(case_id)
+        return ('INSERT INTO report (identity, channel, language, text, category, raw_lat, '
+                'raw_lng, crs, lat, lng, address, received_at, external_ref, "join", score, '
+                "extra, created_at, case_id, person_id) VALUES "
+                f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {ref}, ?) RETURNING id",
+                [sub.reporter, sub.channel, sub.language, sub.text, sub.category, sub.lat,
+                 sub.lng, sub.crs, report_lat, report_lng, sub.address, now, sub.external_ref,
+                 join, score, _json(sub.extra), wall, *ref_params, person.id])
+
+    def reporter_writes(case_id) -> list[tuple[str, str, list]]:
+        # The case's address keys (those it has stay as they were), the reporter's
+        # subscription (likewise) and what the point teaches about the address.
+        writes = [("s", *_subscription_sql(case_id, person.id, sub.reporter))]
+        if feats.keys:
+            writes.append(("k", *_case_keys_sql(feats.keys, case_id)))
+            if report_lat is not None:
+                writes.append(("l", *_learn_sql(feats.keys, report_lat, report_lng)))
+        return writes
+
+    codes: dict[int, str] = {}
     if case is None:
-        fields = matching.case_fields_for_report(report)
-        if located_by_address:
-            fields.update(lat=lat, lng=lng, cell=geo.cell(lat, lng))
-        case = await Case.create(
-            code=await next_code(now, conn), category=sub.category, status=Status.NEW,
-            first_reported_at=now, last_reported_at=now, report_count=1, reporter_count=1,
-            possible_duplicate_of=flag, recurrence_of=recurrence, **fields, using_db=conn,
-        )
-        await add_event(case, "created", conn, at=now, status_to=Status.NEW.value,
-                        data={"channel": sub.channel})
+        events = [("created", True, Status.NEW.value, {"channel": sub.channel})]
         if flag is not None:
-            await add_event(case, "flagged", conn, at=now, public=False,
-                            data={"possible_duplicate_of": flag.code, "score": score})
+            events.append(("flagged", False, None,
+                           {"possible_duplicate_of": flag.code, "score": score}))
+            codes[flag.id] = flag.code
         if recurrence is not None:
-            await add_event(case, "recurrence", conn, at=now,
-                            data={"recurrence_of": recurrence.code})
-    report.case = case
-    await report.save(using_db=conn)
-    for photo in sub.photos:
-        await Photo.create(case=case, report=report, path=photo.path, width=photo.width,
-                           height=photo.height, size=photo.size,
-                           content_type=photo.content_type, using_db=conn)
-    if join != "new":
-        # (A new case was created with this report counted.)
-        is_new_reporter = not await _select(
-            conn, "SELECT 1 FROM report WHERE case_id = ? AND person_id = ? AND id <> ? LIMIT 1",
-            [case.id, person.id, report.id])
+            events.append(("recurrence", True, None, {"recurrence_of": recurrence.code}))
+            codes[recurrence.id] = recurrence.code
+        case = CaseRow(
+            id=0, code="", category=sub.category, status=Status.NEW, lat=lat, lng=lng,
+            first_reported_at=now, address_keys=matching.join_keys(feats.keys),
+            fingerprint=matching.fingerprint(sub.text),
+            cell=geo.cell(lat, lng) if lat is not None else None, report_count=1,
+            reporter_count=1, last_reported_at=now,
+            possible_duplicate_of_id=flag.id if flag else None,
+            recurrence_of_id=recurrence.id if recurrence else None)
+        day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+        case_sql, case_params = _new_case_sql(case, sub, wall)
+        if pg:
+            # The day's code, the case, its events, the report and the rest: one statement.
+            ref = _Ref("(SELECT id FROM c)")
+            code_sql = ("(SELECT 'GL-' || ? || '-' || lpad(value::text, "
+                        "greatest(4, length(value::text)), '0') FROM n)")
+            ids = await _write_all(conn, [
+                ("n", _COUNTER_SQL, [day]),
+                ("c", case_sql.replace("VALUES (?", f"VALUES ({code_sql}", 1)
+                 + " RETURNING id, code", [day, *case_params]),
+                ("e", *_events_sql(ref, events, now)),
+                ("r", *report_sql(ref)), *reporter_writes(ref)],
+                keep={"case_id": "c.id", "code": "c.code", "report_id": "r.id"})
+            case.id, case.code, report_id = ids["case_id"], ids["code"], ids["report_id"]
+        else:
+            value = (await _select(conn, _COUNTER_SQL, [day]))[0]["value"]
+            case.code = f"GL-{day}-{value:04d}"
+            case.id = (await _select(conn, case_sql + " RETURNING id",
+                                     [case.code, *case_params]))[0]["id"]
+            report_id = (await _write_all(conn, [
+                ("e", *_events_sql(case.id, events, now)), ("r", *report_sql(case.id)),
+                *reporter_writes(case.id)], keep={"id": "r.id"}))["id"]
+    else:
         case.report_count += 1
-        case.reporter_count += 1 if is_new_reporter else 0
+        case.reporter_count += 0 if reported_before else 1
         case.last_reported_at = max(case.last_reported_at, now)
         if case.lat is None and lat is not None:
             case.lat, case.lng, case.cell = lat, lng, geo.cell(lat, lng)
@@ -532,24 +653,91 @@ async def _file(sub: Submission, person: Person, feats: matching.Features, lat, 
         if len(case.fingerprint) < matching.FINGERPRINT_CHARS:
             case.fingerprint = (case.fingerprint + " " + matching.fingerprint(sub.text))[
                 :matching.FINGERPRINT_CHARS]
-        await add_event(case, "report_added", conn, at=now, public=True,
-                        data={"channel": sub.channel, "join": join,
-                              "reports": case.report_count})
-        await case.save(using_db=conn)
-    # The case's address keys (those it has stay as they were), the reporter's subscription
-    # (likewise) and what the point teaches about the address: independent writes.
-    writes = [_subscription_sql(case.id, person.id, sub.reporter)]
-    if feats.keys:
-        writes.append(_case_keys_sql(feats.keys, case.id))
-        if report.lat is not None:
-            writes.append(_learn_sql(feats.keys, report.lat, report.lng))
-    await _write_all(conn, writes)
+        event = ("report_added", True, None,
+                 {"channel": sub.channel, "join": join, "reports": case.report_count})
+        report_id = (await _write_all(conn, [
+            ("r", *report_sql(case.id)), ("e", *_events_sql(case.id, [event], now)),
+            ("u", "UPDATE case_ SET report_count = ?, reporter_count = ?, "
+                  "last_reported_at = ?, lat = ?, lng = ?, cell = ?, address_keys = ?, "
+                  "fingerprint = ?, updated_at = ? WHERE id = ?",
+             [case.report_count, case.reporter_count, case.last_reported_at, case.lat,
+              case.lng, case.cell, case.address_keys, case.fingerprint, wall, case.id]),
+            *reporter_writes(case.id)], keep={"id": "r.id"}))["id"]
+    for photo in sub.photos:
+        await Photo.create(case_id=case.id, report_id=report_id, path=photo.path,
+                           width=photo.width, height=photo.height, size=photo.size,
+                           content_type=photo.content_type, using_db=conn)
     if bridge is not None:
         case = await _bridge(case, bridge, now, conn)
-    return report, case
+    return report_id, join, case, codes
 
 
-def _bridge_candidate(best: Case, sure: list[Case], settings: Settings) -> Case | None:
+async def _lock_case(conn, case_id: int, person_id: int | None) -> tuple[CaseRow, bool]:
+    """The case, locked until the transaction ends (PostgreSQL), and whether the person
+    reported into it before (None: a person created just now, who has not)."""
+    columns = ", ".join(_CASE_FIELDS)
+    if person_id is None:
+        sql, params = f"SELECT {columns}, 0 AS reported FROM case_ WHERE id = ?", [case_id]
+    else:
+        sql = (f"SELECT {columns}, EXISTS (SELECT 1 FROM report WHERE case_id = case_.id "
+               "AND person_id = ?) AS reported FROM case_ WHERE id = ?")
+        params = [person_id, case_id]
+    if conn.capabilities.dialect == "postgres":
+        sql += " FOR UPDATE OF case_"
+    rows = await _select(conn, sql, params)
+    if not rows:
+        raise DoesNotExist("No such case")
+    row = dict(rows[0])
+    reported = bool(row.pop("reported"))
+    return CaseRow.of(row), reported
+
+
+# As cases.service.next_code: the day's first case creates the counter, every later one
+# counts on.
+_COUNTER_SQL = ("INSERT INTO daily_counter (day, value) VALUES (?, 1) ON CONFLICT (day) "
+                "DO UPDATE SET value = daily_counter.value + 1 RETURNING value")
+
+
+def _new_case_sql(case: CaseRow, sub: Submission, wall: datetime) -> tuple[str, list]:
+    """The insert of a new case; its code is the first parameter."""
+    return ("INSERT INTO case_ (code, category, status, summary, lat, lng, cell, address, "
+            "address_keys, fingerprint, report_count, reporter_count, first_reported_at, "
+            "last_reported_at, possible_duplicate_of_id, recurrence_of_id, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [case.category, case.status.value, sub.text[:500], case.lat, case.lng, case.cell,
+             sub.address, case.address_keys, case.fingerprint, case.report_count,
+             case.reporter_count, case.first_reported_at, case.last_reported_at,
+             case.possible_duplicate_of_id, case.recurrence_of_id, wall, wall])
+
+
+def _events_sql(case_id, events: list[tuple[str, bool, str | None, dict]], at: datetime
+                ) -> tuple[str, list]:
+    """(kind, public, status_to, data) events of one case, by the system, in one insert."""
+    ref, ref_params = _id(case_id)
+    params: list = []
+    for kind, public, status_to, data in events:
+        params += [kind, status_to, "system", public, _json(data), at, *ref_params]
+    return ("INSERT INTO case_event (kind, status_to, actor, public, data, created_at, "
+            "case_id) VALUES " + ", ".join([f"(?, ?, ?, ?, ?, ?, {ref})"] * len(events)),
+            params)
+
+
+class _Ref(str):
+    """SQL that names the id a WITH part of the same statement inserts (PostgreSQL)."""
+
+
+def _id(case_id) -> tuple[str, list]:
+    """A case id as a parameter, or as a reference to the part that inserts it."""
+    return (case_id, []) if isinstance(case_id, _Ref) else ("?", [case_id])
+
+
+def _json(value: dict) -> str:
+    # As Tortoise's JSONField writes it.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _bridge_candidate(best: CaseRow, sure: list[CaseRow], settings: Settings
+                      ) -> CaseRow | None:
     """Another open case the report matches as surely as `best`: both hold the same problem
     (one was opened from an address, the other from a point before anything tied them).
     Only cases staff has not taken up yet, and only when nothing tells the two apart."""
@@ -563,7 +751,7 @@ def _bridge_candidate(best: Case, sure: list[Case], settings: Settings) -> Case 
     return None
 
 
-async def _bridge(case: Case, other: Case, now: datetime, conn) -> Case:
+async def _bridge(case: CaseRow, other: CaseRow, now: datetime, conn) -> CaseRow:
     """Merge the two cases into the older one; the report is then in that one."""
     if (other.first_reported_at, other.id) < (case.first_reported_at, case.id):
         target, source = other, case
@@ -574,7 +762,6 @@ async def _bridge(case: Case, other: Case, now: datetime, conn) -> Case:
         await merge_cases(source.id, target.id, actor="intake", now=now)
     except CaseError:
         return case
-    merged = await Case.get(id=target.id).using_db(conn)
-    merged.address_keys = matching.join_keys(keys)
-    await merged.save(using_db=conn, update_fields=["address_keys"])
-    return merged
+    await _select(conn, "UPDATE case_ SET address_keys = ? WHERE id = ?",
+                  [matching.join_keys(keys), target.id])
+    return await _case(conn, target.id)
