@@ -232,10 +232,14 @@ async def _address_wait(request: Request, kind: str) -> int | None:
     return int(wait) if wait is not None else None
 
 
+def _sentences(lang: str, *texts: str) -> str:
+    return ("" if lang == "zh-CN" else " ").join(texts)
+
+
 def _throttled(request: Request, form: ReportForm, lang: str, seconds: int):
     t = gettext_for(lang)
-    notice = t(_("You have sent several reports in a short time.")) + " " + \
-        _wait_text(lang, seconds)
+    notice = _sentences(lang, t(_("You have sent several reports in a short time.")),
+                        _wait_text(lang, seconds))
     return _form_page(request, form, status_code=429, notice=notice,
                       headers={"Retry-After": str(seconds)})
 
@@ -412,8 +416,9 @@ async def follow(request: Request, case: Case = Depends(_case)):
     if not (len(email) <= MAX_EMAIL_CHARS and _EMAIL.fullmatch(email)):
         error, status = t(_("Enter an e-mail address such as name@example.com.")), 422
     elif (wait := await _address_wait(request, "follow")) is not None:
-        error, status = t(_("Too many requests from your network.")) + " " + \
-            _wait_text(lang, wait), 429
+        error = _sentences(lang, t(_("Too many requests from your network.")),
+                           _wait_text(lang, wait))
+        status = 429
     if error:
         return await _tracking_page(request, case, follow_error=error, follow_email=email,
                                     status_code=status)
