@@ -39,6 +39,9 @@ async def test_transactions_commit_roll_back_and_interleave(tmp_path):
     try:
         client = connections.get("default")
         assert isinstance(client, InlineSqliteClient)
+        # Pages are read through a memory map (a URL's own mmap_size would win).
+        rows = await client.execute_query_dict("PRAGMA mmap_size")
+        assert list(rows[0].values())[0] > 0
         await client.execute_script("CREATE TABLE t (v INTEGER)")
         with pytest.raises(RuntimeError):
             async with in_transaction() as conn:
