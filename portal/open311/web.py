@@ -13,13 +13,14 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
-from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from portal.i18n import _, normalise_language
 from portal.open311 import xml
@@ -154,14 +155,16 @@ async def read_form(request: Request, settings: Settings) -> Form:
     part_limit = 4 * settings.max_text_chars + 4096
     body = _Body(request, limit, settings)
     stream = body.stream()
+    if content_type == b"application/x-www-form-urlencoded":
+        fields = await _read_urlencoded(stream, part_limit, settings)
+        if "media" in fields:
+            raise _media_as_text()
+        return Form(fields=fields)
     try:
         if content_type == b"multipart/form-data":
-            parser: MultiPartParser | FormParser = MultiPartParser(
+            parser = MultiPartParser(
                 request.headers, stream, max_files=settings.max_photos + 1,
                 max_fields=MAX_FIELDS, max_part_size=part_limit)
-        elif content_type == b"application/x-www-form-urlencoded":
-            parser = FormParser(request.headers, stream, max_fields=MAX_FIELDS,
-                                max_part_size=part_limit)
         else:
             raise Open311Error(415, _("Send the fields form-encoded "
                                       "(application/x-www-form-urlencoded), or as "
@@ -174,11 +177,9 @@ async def read_form(request: Request, settings: Settings) -> Form:
                                       "off. Send the request again."))
     except MultiPartException as exc:
         if "exceeded maximum size" in exc.message:
-            raise Open311Error(400, _("A field is too long: description may have at most {n} "
-                                      "characters."), n=settings.max_text_chars) from exc
+            raise _field_too_long(settings) from exc
         if exc.message.startswith("Too many fields"):
-            raise Open311Error(400, _("Too many fields: send at most {n}."),
-                               n=MAX_FIELDS) from exc
+            raise _too_many_fields() from exc
         if exc.message.startswith("Too many files"):
             raise too_many_photos(settings) from exc
         raise Open311Error(400, _("The form could not be read ({reason}). Send the fields "
@@ -193,9 +194,7 @@ async def read_form(request: Request, settings: Settings) -> Form:
                     continue
                 media.append(value)
             elif name == "media":
-                raise Open311Error(400, _("media must be a photo file sent as "
-                                          "multipart/form-data; to link a photo, use "
-                                          "media_url."))
+                raise _media_as_text()
             else:
                 form.fields.setdefault(name, []).append(value)
         if len(media) > settings.max_photos:
@@ -208,3 +207,51 @@ async def read_form(request: Request, settings: Settings) -> Form:
     finally:
         await data.close()
     return form
+
+
+async def _read_urlencoded(stream: AsyncIterator[bytes], part_limit: int, settings: Settings
+                           ) -> dict[str, list[str]]:
+    """A form-encoded body, parsed as Starlette's FormParser (python-multipart) does: fields
+    split on "&" (empty ones skipped), a name without "=" has an empty value, names and values
+    are URL-decoded (UTF-8). Bounded alike: a field's name and value together at most
+    `part_limit` bytes, at most MAX_FIELDS fields; only the field being read is held beyond
+    the fields read. A plain split instead of a parser's callbacks for every piece."""
+    fields: dict[str, list[str]] = {}
+    count = 0
+
+    def take(segment: bytes) -> None:
+        nonlocal count
+        name, _eq, value = segment.partition(b"=")
+        if len(name) + len(value) > part_limit:
+            raise _field_too_long(settings)
+        count += 1
+        if count > MAX_FIELDS:
+            raise _too_many_fields()
+        fields.setdefault(unquote_plus(name.decode("latin-1")), []).append(
+            unquote_plus(value.decode("latin-1")))
+
+    pending = b""
+    async for chunk in stream:
+        *segments, pending = (pending + chunk).split(b"&")
+        for segment in segments:
+            if segment:
+                take(segment)
+        if len(pending) > part_limit + 1:
+            raise _field_too_long(settings)
+    if pending:
+        take(pending)
+    return fields
+
+
+def _field_too_long(settings: Settings) -> Open311Error:
+    return Open311Error(400, _("A field is too long: description may have at most {n} "
+                               "characters."), n=settings.max_text_chars)
+
+
+def _too_many_fields() -> Open311Error:
+    return Open311Error(400, _("Too many fields: send at most {n}."), n=MAX_FIELDS)
+
+
+def _media_as_text() -> Open311Error:
+    return Open311Error(400, _("media must be a photo file sent as multipart/form-data; to "
+                               "link a photo, use media_url."))
