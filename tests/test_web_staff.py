@@ -616,3 +616,16 @@ async def test_uploads_that_are_not_photos_or_too_large_are_refused(browser, sta
     assert res.status_code == 422
     assert await Photo.all().count() == 0
     assert await CaseEvent.filter(kind="photo").count() == 0
+
+
+async def test_the_map_is_there_only_with_map_tiles_and_the_coordinates_always(
+        app, browser, staff, settings):
+    code = await report(settings, 1, lat=31.2394)
+    op = await browser("op")
+    page = await op.get(f"/staff/cases/{code}")
+    assert 'id="case-map"' not in page.text and "leaflet" not in page.text
+    assert "31.239400, 121.400000" in page.text
+    app.state.settings.map_tile_url = "https://tiles.example/{z}/{x}/{y}.png"
+    page = await op.get(f"/staff/cases/{code}")
+    assert 'id="case-map"' in page.text and "/static/vendor/leaflet/leaflet.js" in page.text
+    assert "&#34;lat&#34;: 31.2394" in page.text or '"lat": 31.2394' in page.text

@@ -287,26 +287,33 @@ class Page:
     newer: int | None
 
 
+async def queue_query(user: StaffUser, f: schemas.CaseFilter, *,
+                      overdue_days: float | None = None, after_id: int | None = None,
+                      now: datetime | None = None) -> QuerySet[Case]:
+    """The rows of one page of the queue, and one more to tell whether there are others:
+    newest first from the `f.before_id` cursor, or oldest first after `after_id`."""
+    qs = await _filtered(user, f)
+    if overdue_days is not None:
+        qs = qs.filter(overdue(now or datetime.now(UTC), overdue_days))
+    if after_id:
+        return qs.filter(id__gt=after_id).order_by("id").limit(f.limit + 1)
+    if f.before_id:
+        qs = qs.filter(id__lt=f.before_id)
+    return qs.order_by("-id").limit(f.limit + 1)
+
+
 async def queue(user: StaffUser, f: schemas.CaseFilter, *, overdue_days: float | None = None,
                 after_id: int | None = None, now: datetime | None = None) -> Page:
     """The console's queue: newest first, keyset pages either way from a cursor (`f.before_id`
     for older cases, `after_id` for newer ones), so that a deep page costs what the first does.
     `overdue_days`: only overdue cases (see `overdue`)."""
-    qs = await _filtered(user, f)
-    if overdue_days is not None:
-        qs = qs.filter(overdue(now or datetime.now(UTC), overdue_days))
-    related = ("department", "possible_duplicate_of")
+    qs = await queue_query(user, f, overdue_days=overdue_days, after_id=after_id, now=now)
+    rows = await qs.prefetch_related("department", "possible_duplicate_of")
+    more = len(rows) > f.limit
     if after_id:
-        rows = await qs.filter(id__gt=after_id).order_by("id").limit(f.limit + 1) \
-            .prefetch_related(*related)
-        more = len(rows) > f.limit
         rows = rows[:f.limit][::-1]
         return Page(rows, older=rows[-1].id if rows else None,
                     newer=rows[0].id if more and rows else None)
-    if f.before_id:
-        qs = qs.filter(id__lt=f.before_id)
-    rows = await qs.order_by("-id").limit(f.limit + 1).prefetch_related(*related)
-    more = len(rows) > f.limit
     rows = rows[:f.limit]
     return Page(rows, older=rows[-1].id if more else None,
                 newer=rows[0].id if f.before_id and rows else None)

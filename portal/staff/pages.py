@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -69,6 +68,9 @@ CHANNEL_LABELS = {
     "web": _("web portal"), "open311": _("Open311 app"), "hotline": _("hotline"),
     "telegram": _("Telegram"), "wechat": _("WeChat"),
 }
+# How a report joined its case (Report.join), when not as the case's first report.
+JOIN_LABELS = {"repeat": _("repeat report"), "merged": _("merged"),
+               "staff": _("merged by staff"), "unmerged": _("taken out of another case")}
 ROLE_LABELS = {Role.OPERATOR: _("grid centre operator"), Role.DEPARTMENT: _("department"),
                Role.ADMIN: _("administrator")}
 
@@ -156,6 +158,7 @@ async def _page(request: Request, user: StaffUser | None, name: str, context: di
         "department_name": lambda code: names.get(code, code or ""),
         "role_name": lambda r: t(ROLE_LABELS[Role(r)]),
         "channel_name": lambda c: t(CHANNEL_LABELS[c]) if c in CHANNEL_LABELS else c,
+        "join_label": lambda j: t(JOIN_LABELS[j]) if j in JOIN_LABELS else j,
         "event_label": lambda k: t(EVENT_LABELS[k]) if k in EVENT_LABELS else k,
         "age": lambda at: _age(lang, now - at),
         "user_department": _department_name(user.department, lang)
@@ -414,27 +417,22 @@ async def _case_view(request: Request, user: StaffUser, code: str, *,
         "report_photos": report_photos,
         "fix_photos": [p for p in case.photos if p.kind == "fix"],
         "overdue": casework.is_overdue(case, datetime.now(UTC), settings.overdue_days),
-        "map": _map(case.lat, case.lng, settings.map_tile_url),
+        "map_points": _map_points(case) if settings.map_tile_url else [],
         "max_photo_mb": settings.max_photo_bytes // (1024 * 1024),
         **({"flash": {"kind": "bad", "text": refusal}} if refusal else {}),
     }, status_code=status_code)
 
 
-def _map(lat: float | None, lng: float | None, tile_url: str) -> dict | None:
-    """Three by three tiles around the point at street level, and where the point falls."""
-    if not tile_url or lat is None or lng is None:
-        return None
-    zoom = 17
-    n = 2 ** zoom
-    x = (lng + 180.0) / 360.0 * n
-    y = (1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n
-    tx, ty = int(x), int(y)
-    def tile(x: int, y: int) -> str:
-        return tile_url.replace("{z}", str(zoom)).replace("{x}", str(x)) \
-            .replace("{y}", str(y)).replace("{s}", "a")
-
-    tiles = [[tile(tx + dx, ty + dy) for dx in (-1, 0, 1)] for dy in (-1, 0, 1)]
-    return {"tiles": tiles, "left": (x - tx + 1) / 3 * 100, "top": (y - ty + 1) / 3 * 100}
+def _map_points(case: schemas.CaseDetail) -> list[dict]:
+    """The case's point and where each report was made (staff see the exact points)."""
+    points = [{"lat": case.lat, "lng": case.lng, "title": case.code}] \
+        if case.lat is not None else []
+    seen = {(case.lat, case.lng)}
+    for n, r in enumerate(case.reports, start=1):
+        if r.lat is not None and (r.lat, r.lng) not in seen:
+            seen.add((r.lat, r.lng))
+            points.append({"lat": r.lat, "lng": r.lng, "title": f"#{n}"})
+    return points
 
 
 @router.post("/cases/{code}/status")
