@@ -22,6 +22,8 @@ from portal.cases.categories import CATEGORIES
 from portal.cases.models import Case, Department, Person, Photo, Report, Status, Subscription
 from portal.cases.service import add_note, assign_department, change_status, merge_cases
 from portal.photos import store_photo
+from portal.staff import casework
+from portal.staff.service import create_user
 from tests.live import live_server
 
 HTML = {"Accept": "text/html"}
@@ -412,11 +414,13 @@ async def test_only_photos_of_the_repair_are_served(client, settings):
     Image.new("RGB", (60, 40), (20, 160, 20)).save(out, "PNG")
     stored = await store_photo(out.getvalue(), settings.media_dir, max_bytes=10**6,
                                max_pixels=10**6, max_side=100)
-    fix = await Photo.create(case=case, path=stored.path, width=stored.width,
-                             height=stored.height, size=stored.size, kind="fix")
+    operator = await create_user("fix.op", "operator-pass-1", "operator")
+    fix = await casework.add_fix_photo(operator, code, stored, public_note="换了新灯泡")
     page = (await client.get(f"/cases/{code}", headers=HTML)).text
     [evidence] = await Photo.filter(case_id=case.id, kind="report")
     assert f'src="/photos/{fix.id}"' in page and f"/photos/{evidence.id}" not in page
+    assert "新增了处置后的照片" in text_of(page) and "换了新灯泡" in page
+    assert "fix.op" not in page
     served = await client.get(f"/photos/{fix.id}")
     assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
     for bad in (str(evidence.id), "0", "-1", "abc", "9" * 30, "1.5"):

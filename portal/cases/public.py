@@ -142,10 +142,12 @@ class Entry:
     title: str
     note: str | None
     status: str | None = None
+    # A photo of the repair, served by /photos/{id}.
+    photo: int | None = None
 
     def as_json(self, time_text: str) -> dict:
         return {"id": self.id, "time": time_text, "title": self.title, "note": self.note,
-                "status": self.status}
+                "status": self.status, "photo": self.photo}
 
 
 def entry(event: CaseEvent, language: str, depts: dict[int, Department]) -> Entry | None:
@@ -153,7 +155,7 @@ def entry(event: CaseEvent, language: str, depts: dict[int, Department]) -> Entr
     t = gettext_for(language)
     data = event.data or {}
     note = public_text(event.public_note) or None
-    status = None
+    status = photo = None
     if event.kind == "created":
         title = (t(_("Separated from case {code} as a problem of its own")).format(
                  code=data["unmerged_from"]) if data.get("unmerged_from")
@@ -180,13 +182,15 @@ def entry(event: CaseEvent, language: str, depts: dict[int, Department]) -> Entr
     elif event.kind == "recurrence":
         title = t(_("This problem was reported here before (case {code})")).format(
             code=data.get("recurrence_of", "?"))
-    elif event.kind == "photo":
+    elif event.kind == "photo" and data.get("kind") == "fix":
         title = t(_("A photo of the repair was added"))
+        photo = data.get("photo") if isinstance(data.get("photo"), int) else None
     elif note:
         title = t(_("Update"))
     else:
         return None
-    return Entry(id=event.id, at=event.created_at, title=title, note=note, status=status)
+    return Entry(id=event.id, at=event.created_at, title=title, note=note, status=status,
+                 photo=photo)
 
 
 async def public_events(case_id: int, after_id: int = 0, limit: int = 200) -> list[CaseEvent]:

@@ -164,6 +164,39 @@ def test_the_form_without_a_place_says_what_is_missing_and_keeps_the_text(portal
     expect(page.get_by_label("问题类别")).to_have_value("noise")
 
 
+def tab_to(page, selector: str) -> None:
+    """Press Tab until `selector` has the focus (as a keyboard user moves through a page)."""
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("(s) => document.activeElement === document.querySelector(s)",
+                         selector):
+            return
+    raise AssertionError(f"{selector} cannot be reached with the keyboard")
+
+
+def test_a_report_can_be_made_with_the_keyboard_alone(browser, portal):
+    page = new_page(browser, viewport=DESKTOP)
+    try:
+        page.goto(portal.url("/"))
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="跳到正文")).to_be_focused()
+        tab_to(page, "main a.button")
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(portal.url("/report"))
+        tab_to(page, "#category")
+        page.keyboard.press("ArrowDown")
+        expect(page.locator("#category")).to_have_value("garbage")
+        tab_to(page, "#description")
+        page.keyboard.type("福州路400号门口垃圾桶满了")
+        tab_to(page, "#address")
+        page.keyboard.type("黄浦区福州路400号")
+        tab_to(page, "button[type=submit]")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", level=1)).to_have_text("您的反映已收到")
+    finally:
+        page.context.close()
+
+
 @pytest.fixture(scope="module")
 def tight_portal(tmp_path_factory):
     """A server of its own on SQLite that takes one new report per person in ten minutes."""

@@ -31,6 +31,14 @@
         p.textContent = entry.note;
         li.appendChild(p);
       }
+      if (entry.photo) {
+        var link = document.createElement("a"), img = document.createElement("img");
+        link.className = "photos";
+        link.href = img.src = "/photos/" + encodeURIComponent(entry.photo);
+        img.alt = entry.title;
+        link.appendChild(img);
+        li.appendChild(link);
+      }
       timeline.appendChild(li);
     });
     if (data.merged_into) {
