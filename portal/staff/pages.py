@@ -169,6 +169,9 @@ async def _page(request: Request, user: StaffUser | None, name: str, context: di
     if FLASH in request.cookies:
         response.delete_cookie(FLASH, path="/staff")
     response.headers["Cache-Control"] = "no-store"
+    # Console pages are never framed by another site (clicks tricked through an overlay).
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
