@@ -486,6 +486,7 @@ async def test_status_changes_reach_an_open_event_stream_from_another_process(
                               cookies={"gl_lang": "en"}) as response:
                 assert response.status_code == 200
                 assert response.headers["content-type"].startswith("text/event-stream")
+                assert response.headers["content-language"] == "en"
                 lines = response.iter_lines()
                 first = _events(lines, time.monotonic() + 20, lambda m: True)
                 assert first["status"] == "new" and first["entries"][0]["title"] == "Reported"
@@ -521,3 +522,13 @@ async def test_the_event_stream_resumes_after_the_last_event_it_sent(client, cle
         resumed = await asyncio.to_thread(first_message,
                                           {"Last-Event-ID": str(events[0].id)})
     assert [e["id"] for e in resumed["entries"]] == [events[-1].id]
+
+
+async def test_live_updates_are_refused_beyond_the_open_streams_a_process_takes(
+        client, monkeypatch):
+    code, _ = await filed(client)
+    monkeypatch.setattr(pages, "MAX_STREAMS", 0)
+    response = await client.get(f"/cases/{code}/events")
+    assert response.status_code == 503 and response.headers["retry-after"] == "60"
+    page = await client.get(f"/cases/{code}", headers=HTML)  # the page itself still works
+    assert page.status_code == 200 and code in page.text

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from tortoise import connections
@@ -53,6 +53,9 @@ ADDRESS_LIMITS = {"report": "30/10 minutes;300/day", "follow": "10/10 minutes;50
 STREAM_POLL_S = 2.0
 STREAM_LIFETIME_S = 25.0
 STREAM_RETRY_MS = 2000
+# Open streams per server process (each reads the database every STREAM_POLL_S); past this a
+# stream is refused with 503 and the page simply stays as loaded.
+MAX_STREAMS = 1000
 BIGINT_MAX = 2**63 - 1
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -224,7 +227,7 @@ async def _address_wait(request: Request, kind: str) -> int | None:
     throttles = getattr(state, "web_address_throttles", None)
     if throttles is None:
         throttles = {k: Throttle(storage_for(state.settings.redis_url), limits,
-                                 namespace=f"gridlink:web-{k}:{state.throttle.namespace}")
+                                 namespace=f"gridlink:web-{k}")
                      for k, limits in ADDRESS_LIMITS.items()}
         state.web_address_throttles = throttles
     host = request.client.host if request.client else "-"
@@ -369,7 +372,17 @@ def _last_event_id(request: Request) -> int:
     return int(value) if value.isdigit() and len(value) < 19 else 0
 
 
-@router.get("/cases/{code}/events", response_class=EventSourceResponse)
+async def _stream_room(request: Request, response: Response) -> None:
+    """Runs before the stream starts (the generator's own code runs only once it streams)."""
+    response.headers["Content-Language"] = page_language(request)
+    if getattr(request.app.state, "open_streams", 0) >= MAX_STREAMS:
+        raise HTTPException(503, gettext_for(page_language(request))(
+            _("Too many people are following cases live right now. Reload the page to see "
+              "the latest.")), headers={"Retry-After": "60"})
+
+
+@router.get("/cases/{code}/events", response_class=EventSourceResponse,
+            dependencies=[Depends(_stream_room)])
 async def case_events(request: Request, case: Case = Depends(_case)
                       ) -> AsyncIterable[ServerSentEvent]:
     """New public events of the case as they happen: one `case` message per change, with the
@@ -378,12 +391,23 @@ async def case_events(request: Request, case: Case = Depends(_case)
     last = _last_event_id(request)
     loop = asyncio.get_running_loop()
     end = loop.time() + STREAM_LIFETIME_S
-    yield ServerSentEvent(comment="gridlink", retry=STREAM_RETRY_MS)
+    state = request.app.state
+    state.open_streams = getattr(state, "open_streams", 0) + 1
+    try:
+        yield ServerSentEvent(comment="gridlink", retry=STREAM_RETRY_MS)
+        async for message in _case_changes(case.id, last, lang, end, loop):
+            yield message
+    finally:
+        state.open_streams -= 1
+
+
+async def _case_changes(case_id: int, last: int, lang: str, end: float, loop
+                        ) -> AsyncIterable[ServerSentEvent]:
     while True:
-        events = await public.public_events(case.id, last)
+        events = await public.public_events(case_id, last)
         if events:
             last = events[-1].id
-            current = await Case.get(id=case.id)
+            current = await Case.get(id=case_id)
             depts = await public.departments()
             entries = public.timeline(events, lang, depts)
             master = await public.living_case(current)

@@ -66,7 +66,6 @@ class PublicCase:
     report_count: int
     reporter_count: int
     department: str | None
-    rejected_reason: str | None
     last_event_id: int = 0
 
 
@@ -83,7 +82,6 @@ def public_case(case: Case, language: str, departments: dict[int, Department]) -
         lat=_round(case.lat), lng=_round(case.lng), first_reported_at=case.first_reported_at,
         report_count=case.report_count, reporter_count=case.reporter_count,
         department=(dept.name_en if language == "en" else dept.name_zh) if dept else None,
-        rejected_reason=public_text(case.rejected_reason),
     )
 
 
