@@ -511,6 +511,8 @@ async def test_the_queue_filters(browser, staff, settings):
     assert await listed("?overdue=1") == {old_new, old_working}
     assert await listed("?overdue=1&department=shirong") == {old_working}
     assert await listed(f"?q={garbage.lower()}") == {garbage}
+    # A case number finds its case whatever the other filters say.
+    assert await listed(f"?q={done}&category=noise") == {done}
     assert await listed("?duplicates=1") == set()
     page = await op.get("/staff?overdue=1")
     assert page.text.count("badge late") == 2

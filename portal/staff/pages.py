@@ -148,7 +148,7 @@ async def _page(request: Request, user: StaffUser | None, name: str, context: di
     names = {d.code: _department_name(d, lang) for d in departments}
     now = datetime.now(UTC)
     ctx = {
-        "user": user, "flash": _flash(request), "departments": departments, "now": now,
+        "user": user, "flash": _flash(request), "departments": departments,
         "is_centre": user is not None and casework.may_run_centre_steps(user),
         "is_admin": user is not None and user.role == Role.ADMIN,
         "status_name": lambda s: t(STATUS_LABELS[Status(s)]) if s in Status._value2member_map_
@@ -207,27 +207,29 @@ async def _form(request: Request, *, limit: int = FORM_LIMIT, files: int = 0) ->
     if declared.isdigit() and int(declared) > limit:
         raise _bad_request(request, _("What was sent is too large."), 413)
     content_type, _params = parse_options_header(request.headers.get("content-type", ""))
-    stream = _counted(request, limit)
-    try:
-        if not content_type and declared in ("", "0"):
-            # A form with no fields at all (nothing to read, so no token either).
-            data = FormData()
-        elif content_type == b"multipart/form-data":
-            parser: MultiPartParser | FormParser = MultiPartParser(
-                request.headers, stream, max_files=files, max_fields=MAX_FIELDS,
-                max_part_size=FORM_LIMIT)
-        elif content_type == b"application/x-www-form-urlencoded":
-            parser = FormParser(request.headers, stream, max_fields=MAX_FIELDS,
-                                max_part_size=FORM_LIMIT)
-        else:
-            raise _bad_request(request, _("The form could not be read."), 415)
-        if content_type:
-            data = await parser.parse()
-    except MultiPartException as exc:
-        raise _bad_request(request, _("The form could not be read.")) from exc
+    if not content_type and declared in ("", "0"):
+        # Nothing was posted (so no token either).
+        data = FormData()
+    elif content_type == b"multipart/form-data":
+        data = await _parse(request, MultiPartParser(
+            request.headers, _counted(request, limit), max_files=files, max_fields=MAX_FIELDS,
+            max_part_size=FORM_LIMIT))
+    elif content_type == b"application/x-www-form-urlencoded":
+        data = await _parse(request, FormParser(
+            request.headers, _counted(request, limit), max_fields=MAX_FIELDS,
+            max_part_size=FORM_LIMIT))
+    else:
+        raise _bad_request(request, _("The form could not be read."), 415)
     token = data.get(csrf.FIELD)
     csrf.check(request, token if isinstance(token, str) else None, page_language(request))
     return data
+
+
+async def _parse(request: Request, parser: MultiPartParser | FormParser) -> FormData:
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise _bad_request(request, _("The form could not be read.")) from exc
 
 
 def _text(request: Request, form: FormData, name: str) -> str:
@@ -358,14 +360,18 @@ async def queue(request: Request, user: Console, status: str = "open", category:
     code = casework.normalise_code(q) if q else ""
     if len(code) > 40:
         raise _bad_request(request, _("There is no such case."))
+    if code:
+        # A case number finds its case whatever the other filters say.
+        status, statuses, category, department, duplicates, overdue = "all", None, "", "", "", ""
     f = schemas.CaseFilter.model_construct(
         status=statuses, category=[category] if category else None,
         department=department or None, possible_duplicate=True if duplicates else None,
         q=code or None, created_from=None, created_to=None,
         before_id=_cursor(request, before), limit=PAGE_SIZE)
     settings = request.app.state.settings
+    now = datetime.now(UTC)
     try:
-        page = await casework.queue(user, f, after_id=_cursor(request, after),
+        page = await casework.queue(user, f, after_id=_cursor(request, after), now=now,
                                     overdue_days=settings.overdue_days if overdue else None)
     except casework.Refused as exc:
         raise HTTPException(400, exc.translated(_t(request))) from exc
@@ -373,7 +379,6 @@ async def queue(request: Request, user: Console, status: str = "open", category:
                "duplicates": "1" if duplicates else "", "overdue": "1" if overdue else "",
                "q": code}
     kept = {k: v for k, v in filters.items() if v and not (k == "status" and v == "open")}
-    now = datetime.now(UTC)
     return await _page(request, user, "staff/queue.html", {
         "page": page, "filters": filters, "categories": CATEGORY_LIST,
         "statuses": list(Status),
