@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -177,8 +178,7 @@ async def test_repeated_failures_pause_sign_in_and_say_when_to_try_again(browser
     assert paused.status_code == 401
     user = await StaffUser.get(username="op")
     assert user.locked_until is not None
-    until = user.locked_until.astimezone(
-        __import__("zoneinfo").ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+    until = user.locked_until.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
     message = flash_or_error(paused)
     shown = re.search(r"try again after (\d\d:\d\d)", message).group(1)
     # The time shown is never before the pause ends.
