@@ -264,6 +264,17 @@ async def test_invalid_input_is_refused_next_to_its_field_and_kept(client, chang
     assert await Case.all().count() == 0
 
 
+async def test_every_problem_of_the_form_is_shown_at_once(client):
+    response = await send(client, category="", description="", address="", lat="x", lng="y",
+                          contact="nobody")
+    assert response.status_code == 422
+    assert sorted(errors_of(response.text)) == ["category", "contact", "description",
+                                                "location"]
+    # The summary at the top links to each field.
+    for anchor in ("category", "contact", "description", "address"):
+        assert f'<li><a href="#{anchor}">' in response.text
+
+
 async def test_photos_that_are_not_photos_are_refused_and_must_be_chosen_again(client):
     response = await send(client, photos=[b"%PDF-1.4 not a photo"], description="图片测试")
     assert response.status_code == 422

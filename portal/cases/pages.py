@@ -10,6 +10,7 @@ may reach us through one address of its provider.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import math
@@ -66,6 +67,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Which form field an intake refusal belongs next to.
 FIELD_OF = {"category": "category", "text": "description", "address": "location",
             "lat": "location", "crs": "location", "media": "photos", "contact": "contact"}
+# Stand-ins for a refused field, to look for problems in the other fields.
+FILLERS = {"category": {"category": "other"}, "text": {"text": "-"},
+           "lat": {"lat": None, "lng": None, "address": "-"}, "address": {"address": "-"}}
 
 
 # ------------------------------------------------------------------------------ home, list
@@ -197,16 +201,41 @@ def _contact(value: str) -> tuple[str | None, str | None]:
                               "empty."), "contact")
 
 
-def _submission(form: ReportForm, request: Request, lang: str) -> Submission:
-    lat, lng = _point(form)
-    email, phone = _contact(form.contact)
+def _submission(form: ReportForm, request: Request, lang: str, settings
+                ) -> tuple[Submission, dict[str, str]]:
+    """The submission, and what is wrong with the form (field: message), all at once."""
+    t = gettext_for(lang)
+    errors: dict[str, str] = {}
+    lat = lng = email = phone = None
+    try:
+        lat, lng = _point(form)
+    except InvalidSubmission as exc:
+        errors["location"] = t(exc.message)
+    try:
+        email, phone = _contact(form.contact)
+    except InvalidSubmission as exc:
+        errors["contact"] = t(exc.message)
     token = _reporter_token(request)
     # The same form sent twice (a double tap, a resend after a timeout) files one report.
     ref = hashlib.sha256(f"{token}:{form.form_id}".encode()).hexdigest()[:40]
-    return Submission(reporter=f"web:browser:{token}", channel="web", text=form.description,
-                      category=form.category, lat=lat, lng=lng, crs="wgs84",
-                      address=form.address or None, language=lang, email=email, phone=phone,
-                      external_ref=f"web:{ref}")
+    sub = Submission(reporter=f"web:browser:{token}", channel="web", text=form.description,
+                     category=form.category, lat=lat, lng=lng, crs="wgs84",
+                     address=form.address or None, language=lang, email=email, phone=phone,
+                     external_ref=f"web:{ref}")
+    # The intake's validation stops at the first problem; a check of a copy with that field
+    # filled in finds the next one.
+    probe = dataclasses.replace(sub)
+    for _attempt in range(len(FILLERS) + 1):
+        try:
+            validate(probe, settings)
+            break
+        except InvalidSubmission as exc:
+            errors.setdefault(FIELD_OF.get(exc.field or "", "general"), t(exc.message))
+            if exc.field not in FILLERS:
+                break
+            for name, value in FILLERS[exc.field].items():
+                setattr(probe, name, value)
+    return sub, errors
 
 
 def _wait_text(lang: str, seconds: int) -> str:
@@ -265,12 +294,9 @@ async def report_post(request: Request):
     form = ReportForm.of(posted.fields)
     uploads = [data for data in posted.uploads if data]
     form.had_photos = bool(uploads)
-    try:
-        sub = _submission(form, request, lang)
-        # What the intake would refuse is refused before any work on photos.
-        validate(sub, settings)
-    except InvalidSubmission as exc:
-        form.errors[FIELD_OF.get(exc.field or "", "general")] = t(exc.message)
+    # What the intake would refuse is refused before any work on photos.
+    sub, form.errors = _submission(form, request, lang, settings)
+    if form.errors:
         return _form_page(request, form, status_code=422)
 
     wait = await _address_wait(request, "report")
