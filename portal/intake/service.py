@@ -1,9 +1,9 @@
 """submit(Submission) -> Receipt: the one door every channel goes through.
 
-Order of work: validate, answer a second delivery from the first, find the person, take a
-reporter's repeat as a repeat (not throttled), throttle, then under a per-area lock and in one
-transaction pick the case (merge, flag, recurrence or new) and write the report, the case,
-the subscription and the events together.
+Order of work: validate, answer a second delivery from the first, then in one transaction
+under a per-area lock: find the person, take a reporter's repeat as a repeat (not throttled),
+throttle, pick the case (merge, flag, recurrence or new) and write the report, the case, the
+subscription and the events (and a first report's person) together.
 """
 
 from __future__ import annotations
@@ -211,41 +211,46 @@ async def _case(conn, case_id: int, *, lock: bool = False) -> CaseRow:
 
 
 async def _new_person(identity_key: str, language: str, email: str | None, phone: str | None,
-                      conn, lock_keys: list[int] | None = None) -> Person:
-    """`lock_keys`: on PostgreSQL the submission's advisory locks are taken by the same
-    statement (one round trip for the three); the caller takes them otherwise."""
-    kind, now = identity_key.split(":", 1)[0], utcnow()
-    if conn.capabilities.dialect == "postgres":
-        # Person and identity in one round trip; a SELECT in WITH runs only when referenced.
-        locks = ("WITH locks AS (SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) AS k), "
-                 if lock_keys else "WITH ")
-        rows = await _select(
-            conn, f"{locks}p AS (INSERT INTO person (language, email, phone, created_at) "
-            "VALUES (?, ?, ?, ?) RETURNING id) INSERT INTO identity (key, kind, created_at, "
-            "person_id) SELECT ?, ?, ?, id FROM p"
-            + (", (SELECT count(*) FROM locks) AS locked" if lock_keys else "")
-            + " RETURNING person_id",
-            [*([lock_keys] if lock_keys else []), language, email, phone, now, identity_key,
-             kind, now])
-        person_id = rows[0]["person_id"]
-    else:
-        person_id = (await _select(
-            conn, "INSERT INTO person (language, email, phone, created_at) VALUES (?, ?, ?, ?) "
-            "RETURNING id", [language, email, phone, now]))[0]["id"]
-        await _select(conn, "INSERT INTO identity (key, kind, created_at, person_id) "
-                      "VALUES (?, ?, ?, ?)", [identity_key, kind, now, person_id])
+                      conn) -> Person:
+    now = utcnow()
+    person_id = await _insert_person(conn, identity_key, language, email, phone, now)
     return Person._init_from_db(id=person_id, language=language, email=email, phone=phone,
                                 created_at=now)
 
 
-async def _find_repeat(person: Person, feats: matching.Features, now: datetime,
-                       settings: Settings) -> CaseRow | None:
+async def _insert_person(conn, identity_key: str, language: str, email: str | None,
+                         phone: str | None, now: datetime) -> int:
+    """A person with their first identity; on PostgreSQL in one round trip."""
+    person = _person_sql(language, email, phone, now)
+    if conn.capabilities.dialect == "postgres":
+        return (await _write_all(conn, [
+            ("p", *person), ("i", *_identity_sql(identity_key, _PERSON, now))],
+            keep={"id": "p.id"}))["id"]
+    person_id = (await _select(conn, *person))[0]["id"]
+    await _select(conn, *_identity_sql(identity_key, person_id, now))
+    return person_id
+
+
+def _person_sql(language: str, email: str | None, phone: str | None, now: datetime
+                ) -> tuple[str, list]:
+    return ("INSERT INTO person (language, email, phone, created_at) VALUES (?, ?, ?, ?) "
+            "RETURNING id", [language, email, phone, now])
+
+
+def _identity_sql(identity_key: str, person_id, now: datetime) -> tuple[str, list]:
+    ref, ref_params = _id(person_id)
+    return ("INSERT INTO identity (key, kind, created_at, person_id) "
+            f"VALUES (?, ?, ?, {ref})",
+            [identity_key, identity_key.split(":", 1)[0], now, *ref_params])
+
+
+async def _find_repeat(person_id: int, feats: matching.Features, now: datetime,
+                       settings: Settings, conn) -> CaseRow | None:
     since = now - timedelta(minutes=settings.repeat_window_minutes)
-    conn = connections.get("default")
     recent = await _select(
         conn, "SELECT id, case_id, text, category, lat, lng, address, received_at FROM report "
         "WHERE person_id = ? AND received_at >= ? AND received_at <= ? "
-        "ORDER BY received_at DESC LIMIT 10", [person.id, since, now])
+        "ORDER BY received_at DESC LIMIT 10", [person_id, since, now])
     for rep in recent:
         if text.jaccard(feats.bigrams, text.bigrams(rep["text"])) < REPEAT_SIMILARITY:
             continue
@@ -313,12 +318,13 @@ def _case_keys_sql(keys: set[str], case_id) -> tuple[str, list]:
             [v for k in keys_ for v in (k, *ref_params)])
 
 
-def _subscription_sql(case_id, person_id: int, identity: str) -> tuple[str, list]:
+def _subscription_sql(case_id, person_id, identity: str) -> tuple[str, list]:
     # As cases.service.subscribe: a person already subscribed stays as they were.
     ref, ref_params = _id(case_id)
+    person_ref, person_params = _id(person_id)
     return ("INSERT INTO subscription (identity, reason, created_at, case_id, person_id) "
-            f"VALUES (?, ?, ?, {ref}, ?) ON CONFLICT DO NOTHING",
-            [identity, "reporter", utcnow(), *ref_params, person_id])
+            f"VALUES (?, ?, ?, {ref}, {person_ref}) ON CONFLICT DO NOTHING",
+            [identity, "reporter", utcnow(), *ref_params, *person_params])
 
 
 async def _write_all(conn, writes: list[tuple[str, str, list]], keep: dict[str, str]
@@ -406,14 +412,6 @@ def _lock_keys(lat: float | None, lng: float | None, feats: matching.Features) -
     return sorted({int.from_bytes(hashlib.sha256(r.encode()).digest()[:7], "big") for r in roads})
 
 
-async def _lock(conn, keys: list[int]) -> None:
-    if conn.capabilities.dialect == "postgres":
-        # One round trip; the locks are taken in the keys' (sorted) order, so that two
-        # submissions wanting the same locks never wait for each other crosswise.
-        await conn.execute_query(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", [keys])
-
-
 def _message(language: str, join: str, code: str, reporters: int) -> str:
     t = gettext_for(language)
     if join == "repeat":
@@ -462,8 +460,6 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
             return await _receipt(db, rows[0]["id"], rows[0]["join"], case, sub.language,
                                   duplicate=True)
 
-    # None for a first report: the person is then created in the same commit as the report.
-    person = await _known_person(sub.reporter, sub.email, sub.phone)
     lat = lng = None
     if sub.lat is not None:
         lat, lng = geo.to_wgs84(sub.lat, sub.lng, sub.crs)
@@ -475,27 +471,24 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
         located_by_address = lat is not None
         feats.lat, feats.lng = lat, lng
 
-    repeat_of = None
-    if person is not None:
-        repeat_of = await _find_repeat(person, feats, now, settings)
-        if repeat_of is None:
-            await _count_new_report(throttle, person, sub.language)
-
-    first = person is None
+    first = False
     try:
         async with _sqlite_lock if not pg else _NullLock():
             async with in_transaction() as conn:
                 # Advisory locks serialise twin submissions on PostgreSQL; SQLite has one writer.
-                lock_keys = _lock_keys(lat, lng, feats) if pg else []
-                if first:
-                    person = await _new_person(sub.reporter, sub.language, sub.email,
-                                               sub.phone, conn, lock_keys)
-                    await _count_new_report(throttle, person, sub.language)
-                elif pg:
-                    await _lock(conn, lock_keys)
-                report_id, join, case, codes = await _file(
-                    sub, person, first, feats, lat, lng, now, repeat_of, located_by_address,
+                person_id = await _reporter(conn, sub, _lock_keys(lat, lng, feats) if pg else None)
+                # None for a first report: the person is then created with the report.
+                first = person_id is None
+                repeat_of = None
+                if not first:
+                    repeat_of = await _find_repeat(person_id, feats, now, settings, conn)
+                    if repeat_of is None:
+                        await _count_new_report(throttle, person_id, sub.language)
+                report_id, join, case, codes, person_id = await _file(
+                    sub, person_id, feats, lat, lng, now, repeat_of, located_by_address,
                     settings, conn)
+                if first:
+                    await _count_new_report(throttle, person_id, sub.language)
     except IntegrityError:
         if first and await Identity.exists(key=sub.reporter):
             # Two first reports of one identity at once: the other created the person.
@@ -504,10 +497,37 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
     return await _receipt(db, report_id, join, case, sub.language, codes=codes)
 
 
-async def _count_new_report(throttle: Throttle | None, person: Person, language: str) -> None:
+async def _reporter(conn, sub: Submission, lock_keys: list[int] | None) -> int | None:
+    """The reporter's person, None before their first report; their contact details fill
+    gaps. On PostgreSQL the same statement takes the submission's advisory locks (in the
+    keys' sorted order, so that two submissions wanting the same locks never wait for each
+    other crosswise)."""
+    person = ("SELECT p.id, p.email, p.phone FROM identity i JOIN person p "
+              "ON p.id = i.person_id WHERE i.key = ?")
+    if lock_keys:
+        rows = await _select(
+            conn, "WITH locks AS (SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) "
+            "AS k) SELECT (SELECT count(*) FROM locks) AS locked, found.* FROM (SELECT 1) AS one "
+            f"LEFT JOIN ({person}) AS found ON true", [lock_keys, sub.reporter])
+    else:
+        rows = await _select(conn, person, [sub.reporter])
+    if not rows or rows[0]["id"] is None:
+        return None
+    row = rows[0]
+    # A channel (an Open311 client, say) must not be able to redirect someone's
+    # notifications: contact details given before stay.
+    email = row["email"] or sub.email
+    phone = row["phone"] or sub.phone
+    if (email, phone) != (row["email"], row["phone"]):
+        await _select(conn, "UPDATE person SET email = ?, phone = ? WHERE id = ?",
+                      [email, phone, row["id"]])
+    return row["id"]
+
+
+async def _count_new_report(throttle: Throttle | None, person_id: int, language: str) -> None:
     if throttle is None:
         return
-    retry_after = await throttle.hit(person.id)
+    retry_after = await throttle.hit(person_id)
     if retry_after is not None:
         raise Throttled(retry_after, _throttle_message(language, retry_after))
 
@@ -530,18 +550,19 @@ def _throttle_message(language: str, retry_after: float) -> str:
              ).format(m=minutes)
 
 
-async def _file(sub: Submission, person: Person, first: bool, feats: matching.Features, lat,
-                lng, now: datetime, repeat_of: CaseRow | None, located_by_address: bool,
-                settings: Settings, conn) -> tuple[int, str, CaseRow, dict[int, str]]:
-    """Pick the case and write the report into it: the report's id, how it joined, the case
-    as it is now, and the codes of the cases it was flagged against."""
+async def _file(sub: Submission, person_id: int | None, feats: matching.Features, lat, lng,
+                now: datetime, repeat_of: CaseRow | None, located_by_address: bool,
+                settings: Settings, conn) -> tuple[int, str, CaseRow, dict[int, str], int]:
+    """Pick the case and write the report into it (and a first report's person): the
+    report's id, how it joined, the case as it is now, the codes of the cases it was flagged
+    against, and the person's id."""
     join, score, flag, recurrence = "new", None, None, None
     case: CaseRow | None = None
     bridge: CaseRow | None = None
     # A first report's person has no earlier report in any case.
     reported_before = False
     if repeat_of is not None:
-        locked, reported_before = await _lock_case(conn, repeat_of.id, person.id)
+        locked, reported_before = await _lock_case(conn, repeat_of.id, person_id)
         # Staff may have closed or merged it since it was found: then it is a new case.
         if locked.status in OPEN_STATUSES:
             case, join = locked, "repeat"
@@ -564,8 +585,7 @@ async def _file(sub: Submission, person: Person, first: bool, feats: matching.Fe
                 closed_best, closed_score = cand, s
         locked = None
         if best is not None and best_score >= settings.merge_auto_score:
-            locked, reported_before = await _lock_case(conn, best.id,
-                                                       None if first else person.id)
+            locked, reported_before = await _lock_case(conn, best.id, person_id)
         # Staff may have closed or merged it since the candidate search read it.
         if locked is not None and locked.status in OPEN_STATUSES:
             case, join, score = locked, "merged", best_score
@@ -579,21 +599,34 @@ async def _file(sub: Submission, person: Person, first: bool, feats: matching.Fe
     pg = conn.capabilities.dialect == "postgres"
     wall = utcnow()
     report_lat, report_lng = (None, None) if located_by_address else (lat, lng)
+    # A first report's person and identity are written with it (on PostgreSQL in the same
+    # statement, as WITH parts the report and the subscription refer to).
+    who, first_writes, keep_person = person_id, [], {}
+    if person_id is None:
+        if pg:
+            who, keep_person = _PERSON, {"person_id": "p.id"}
+            first_writes = [("p", *_person_sql(sub.language, sub.email, sub.phone, wall)),
+                            ("i", *_identity_sql(sub.reporter, _PERSON, wall))]
+        else:
+            who = await _insert_person(conn, sub.reporter, sub.language, sub.email,
+                                       sub.phone, wall)
 
     def report_sql(case_id) -> tuple[str, list]:
         ref, ref_params = _id(case_id)
+        person_ref, person_params = _id(who)
         return ('INSERT INTO report (identity, channel, language, text, category, raw_lat, '
                 'raw_lng, crs, lat, lng, address, received_at, external_ref, "join", score, '
                 "extra, created_at, case_id, person_id) VALUES "
-                f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {ref}, ?) RETURNING id",
+                f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {ref}, {person_ref}) "
+                "RETURNING id",
                 [sub.reporter, sub.channel, sub.language, sub.text, sub.category, sub.lat,
                  sub.lng, sub.crs, report_lat, report_lng, sub.address, now, sub.external_ref,
-                 join, score, _json(sub.extra), wall, *ref_params, person.id])
+                 join, score, _json(sub.extra), wall, *ref_params, *person_params])
 
     def reporter_writes(case_id) -> list[tuple[str, str, list]]:
         # The case's address keys (those it has stay as they were), the reporter's
         # subscription (likewise) and what the point teaches about the address.
-        writes = [("s", *_subscription_sql(case_id, person.id, sub.reporter))]
+        writes = [("s", *_subscription_sql(case_id, who, sub.reporter))]
         if feats.keys:
             writes.append(("k", *_case_keys_sql(feats.keys, case_id)))
             if report_lat is not None:
@@ -626,13 +659,14 @@ async def _file(sub: Submission, person: Person, first: bool, feats: matching.Fe
             code_sql = ("(SELECT 'GL-' || ? || '-' || lpad(value::text, "
                         "greatest(4, length(value::text)), '0') FROM n)")
             ids = await _write_all(conn, [
-                ("n", _COUNTER_SQL, [day]),
+                *first_writes, ("n", _COUNTER_SQL, [day]),
                 ("c", case_sql.replace("VALUES (?", f"VALUES ({code_sql}", 1)
                  + " RETURNING id, code", [day, *case_params]),
                 ("e", *_events_sql(ref, events, now)),
                 ("r", *report_sql(ref)), *reporter_writes(ref)],
-                keep={"case_id": "c.id", "code": "c.code", "report_id": "r.id"})
+                keep={"case_id": "c.id", "code": "c.code", "report_id": "r.id", **keep_person})
             case.id, case.code, report_id = ids["case_id"], ids["code"], ids["report_id"]
+            who = ids.get("person_id", who)
         else:
             value = (await _select(conn, _COUNTER_SQL, [day]))[0]["value"]
             case.code = f"GL-{day}-{value:04d}"
@@ -655,21 +689,23 @@ async def _file(sub: Submission, person: Person, first: bool, feats: matching.Fe
                 :matching.FINGERPRINT_CHARS]
         event = ("report_added", True, None,
                  {"channel": sub.channel, "join": join, "reports": case.report_count})
-        report_id = (await _write_all(conn, [
-            ("r", *report_sql(case.id)), ("e", *_events_sql(case.id, [event], now)),
+        ids = await _write_all(conn, [
+            *first_writes, ("r", *report_sql(case.id)),
+            ("e", *_events_sql(case.id, [event], now)),
             ("u", "UPDATE case_ SET report_count = ?, reporter_count = ?, "
                   "last_reported_at = ?, lat = ?, lng = ?, cell = ?, address_keys = ?, "
                   "fingerprint = ?, updated_at = ? WHERE id = ?",
              [case.report_count, case.reporter_count, case.last_reported_at, case.lat,
               case.lng, case.cell, case.address_keys, case.fingerprint, wall, case.id]),
-            *reporter_writes(case.id)], keep={"id": "r.id"}))["id"]
+            *reporter_writes(case.id)], keep={"id": "r.id", **keep_person})
+        report_id, who = ids["id"], ids.get("person_id", who)
     for photo in sub.photos:
         await Photo.create(case_id=case.id, report_id=report_id, path=photo.path,
                            width=photo.width, height=photo.height, size=photo.size,
                            content_type=photo.content_type, using_db=conn)
     if bridge is not None:
         case = await _bridge(case, bridge, now, conn)
-    return report_id, join, case, codes
+    return report_id, join, case, codes, who
 
 
 async def _lock_case(conn, case_id: int, person_id: int | None) -> tuple[CaseRow, bool]:
@@ -726,9 +762,13 @@ class _Ref(str):
     """SQL that names the id a WITH part of the same statement inserts (PostgreSQL)."""
 
 
-def _id(case_id) -> tuple[str, list]:
-    """A case id as a parameter, or as a reference to the part that inserts it."""
-    return (case_id, []) if isinstance(case_id, _Ref) else ("?", [case_id])
+# The person a WITH part "p" inserts.
+_PERSON = _Ref("(SELECT id FROM p)")
+
+
+def _id(value) -> tuple[str, list]:
+    """An id as a parameter, or as a reference to the part that inserts it."""
+    return (value, []) if isinstance(value, _Ref) else ("?", [value])
 
 
 def _json(value: dict) -> str:
