@@ -543,3 +543,32 @@ async def test_live_updates_are_refused_beyond_the_open_streams_a_process_takes(
     assert response.status_code == 503 and response.headers["retry-after"] == "60"
     page = await client.get(f"/cases/{code}", headers=HTML)  # the page itself still works
     assert page.status_code == 200 and code in page.text
+
+
+async def test_a_stream_ends_when_the_browser_goes_away(app, client):
+    """Driven at the ASGI level: the stream's first bytes arrive, the client disconnects, and
+    the endpoint stops (long before the stream's own end) and gives its slot back."""
+    code, _ = await filed(client)
+    started, gone, sent = asyncio.Event(), asyncio.Event(), []
+
+    async def receive():
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "http.response.body" and message.get("body"):
+            started.set()
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": f"/cases/{code}/events",
+             "raw_path": f"/cases/{code}/events".encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"testserver")],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    call = asyncio.create_task(app(scope, receive, send))
+    await asyncio.wait_for(started.wait(), pages.STREAM_LIFETIME_S)
+    assert app.state.open_streams == 1
+    gone.set()
+    await asyncio.wait_for(call, pages.STREAM_LIFETIME_S / 2)
+    assert app.state.open_streams == 0
+    assert sent[0]["status"] == 200

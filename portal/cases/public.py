@@ -103,7 +103,7 @@ async def living_case(case: Case) -> Case:
     return case
 
 
-async def recent_cases(language: str, limit: int = 5) -> list[PublicCase]:
+async def recent_cases(language: str, limit: int = 6) -> list[PublicCase]:
     cases = await Case.exclude(status=Status.MERGED).order_by("-id").limit(limit)
     depts = await departments()
     return [public_case(c, language, depts) for c in cases]
