@@ -264,6 +264,15 @@ async def test_invalid_input_is_refused_next_to_its_field_and_kept(client, chang
     assert await Case.all().count() == 0
 
 
+async def test_nul_bytes_and_control_characters_never_reach_the_database(client):
+    code, _ = await filed(client, description="路灯\x00坏了\x07，晚上\x1b很黑",
+                          address="黄浦区\x00南京东路100号", contact="a\x00@example.org",
+                          form_id="\x00" * 20)
+    report = await Report.get(case__code=code)
+    assert report.text == "路灯坏了，晚上很黑" and report.address == "黄浦区南京东路100号"
+    assert (await Person.get(id=report.person_id)).email == "a@example.org"
+
+
 async def test_every_problem_of_the_form_is_shown_at_once(client):
     response = await send(client, category="", description="", address="", lat="x", lng="y",
                           contact="nobody")
