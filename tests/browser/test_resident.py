@@ -83,6 +83,12 @@ def test_a_resident_reports_a_problem_with_a_photo_and_gets_a_case_code(
     expect(page.get_by_role("heading", level=1)).to_have_text(f"案件 {code}")
     expect(page.locator("#case-status")).to_have_text("待受理")
     assert "resident@example.org" not in page.content()
+    # The photo was kept, without the camera's make or the GPS position it carried.
+    stored = list((portal.workdir / "media").rglob("*.jpg"))
+    assert stored and not any(b"SecretCam" in p.read_bytes() for p in stored)
+    for path in stored:
+        with Image.open(path) as img:
+            assert not img.getexif()
 
 
 def test_a_second_resident_is_told_the_report_joined_the_existing_case(browser, portal):
