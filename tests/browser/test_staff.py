@@ -210,3 +210,28 @@ def test_console_pages_screenshots(portal, browser, screenshot, sample, lang, vi
         screenshot(page, f"staff-users-{short}-{name}")
     finally:
         page.context.close()
+
+
+def test_merging_a_possible_duplicate_asks_first_and_keeps_every_report(portal, browser):
+    kept = open311_case(portal, "西藏中路300号门口井盖松动，车一过就响", service="manhole",
+                        lat=31.2330, lng=121.4760)
+    dupe = open311_case(portal, "西藏中路福州路口井盖响", service="manhole", lat=31.2345,
+                        lng=121.4775, email="another@example.org")
+    flag_possible_duplicate(portal, dupe, kept)
+    page = new_page(browser, viewport=DESKTOP)
+    try:
+        sign_in(page, portal, "operator1")
+        page.goto(portal.url(f"/staff/cases/{dupe}"))
+        merge = page.get_by_role("button", name=f"同一问题：将本案件合并至 {kept}")
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        merge.click()
+        page.reload()
+        expect(page.locator(".console-head .badge").first).to_have_text("待受理")
+        page.once("dialog", lambda dialog: dialog.accept())
+        merge.click()
+        expect(page).to_have_url(portal.url(f"/staff/cases/{kept}"))
+        expect(page.locator(".notice.ok")).to_have_text(f"{dupe} 已合并至本案件。")
+        expect(page.locator("ol.reports > li")).to_have_count(2)
+        expect(page.get_by_role("link", name="another@example.org")).to_be_visible()
+    finally:
+        page.context.close()
