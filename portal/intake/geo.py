@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-import h3
+# Cells as integers throughout (the column type): the string API converts every cell twice.
+from h3.api import basic_int as h3
 
 # Resolution 8 cells have an edge of about 460 m: a cell and its first ring cover every
 # point within that distance, more than any merge radius.
@@ -75,19 +76,18 @@ def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 
 
 def cell(lat: float, lng: float) -> int:
-    return h3.str_to_int(h3.latlng_to_cell(lat, lng, CELL_RES))
+    return h3.latlng_to_cell(lat, lng, CELL_RES)
 
 
 def cells_near(lat: float, lng: float) -> list[int]:
     """The point's cell and its first ring."""
-    centre = h3.latlng_to_cell(lat, lng, CELL_RES)
-    return [h3.str_to_int(c) for c in h3.grid_disk(centre, 1)]
+    return h3.grid_disk(h3.latlng_to_cell(lat, lng, CELL_RES), 1)
 
 
 def lock_cells(lat: float, lng: float) -> list[int]:
     """Coarse cells under the candidate ring: twin submissions there take the same locks."""
     centre = h3.latlng_to_cell(lat, lng, CELL_RES)
-    return sorted({h3.str_to_int(h3.cell_to_parent(c, LOCK_RES)) for c in h3.grid_disk(centre, 1)})
+    return sorted({h3.cell_to_parent(c, LOCK_RES) for c in h3.grid_disk(centre, 1)})
 
 
 def valid_point(lat: float, lng: float) -> bool:
