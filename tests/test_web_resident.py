@@ -365,7 +365,7 @@ async def test_one_network_address_is_limited_whatever_its_cookies(app, monkeypa
             response = await send(c, address=f"黄浦区福州路{n + 1}号", description=f"第{n}次")
             statuses.append(response.status_code)
     assert statuses == [303, 303, 429]
-    assert "再次提交" in response.text and "第2次" in response.text
+    assert "您所在网络提交的请求过多" in response.text and "第2次" in response.text
 
 
 # ---------------------------------------------------------------------------- tracking page

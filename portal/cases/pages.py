@@ -67,6 +67,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Which form field an intake refusal belongs next to.
 FIELD_OF = {"category": "category", "text": "description", "address": "location",
             "lat": "location", "crs": "location", "media": "photos", "contact": "contact"}
+SENT_SEVERAL = _("You have sent several reports in a short time.")
+NETWORK_BUSY = _("Too many requests from your network.")
 # Stand-ins for a refused field, to look for problems in the other fields.
 FILLERS = {"category": {"category": "other"}, "text": {"text": "-"},
            "lat": {"lat": None, "lng": None, "address": "-"}, "address": {"address": "-"}}
@@ -268,10 +270,8 @@ def _sentences(lang: str, *texts: str) -> str:
     return ("" if lang == "zh-CN" else " ").join(texts)
 
 
-def _throttled(request: Request, form: ReportForm, lang: str, seconds: int):
-    t = gettext_for(lang)
-    notice = _sentences(lang, t(_("You have sent several reports in a short time.")),
-                        _wait_text(lang, seconds))
+def _throttled(request: Request, form: ReportForm, lang: str, seconds: int, reason: str):
+    notice = _sentences(lang, gettext_for(lang)(reason), _wait_text(lang, seconds))
     return _form_page(request, form, status_code=429, notice=notice,
                       headers={"Retry-After": str(seconds)})
 
@@ -301,7 +301,7 @@ async def report_post(request: Request):
 
     wait = await _address_wait(request, "report")
     if wait is not None:
-        return _throttled(request, form, lang, wait)
+        return _throttled(request, form, lang, wait, NETWORK_BUSY)
 
     try:
         for data in uploads:
@@ -318,7 +318,7 @@ async def report_post(request: Request):
         form.errors[FIELD_OF.get(exc.field or "", "general")] = t(exc.message)
         return _form_page(request, form, status_code=422)
     except Throttled as exc:
-        return _throttled(request, form, lang, exc.retry_after)
+        return _throttled(request, form, lang, exc.retry_after, SENT_SEVERAL)
     response = RedirectResponse(f"/receipts/{_receipt_token(request, receipt.report_id)}",
                                 status_code=303)
     _keep_reporter(request, response)
@@ -415,20 +415,20 @@ async def case_events(request: Request, case: Case = Depends(_case)
     case's status and counts and the new timeline entries."""
     lang = page_language(request)
     last = _last_event_id(request)
-    loop = asyncio.get_running_loop()
-    end = loop.time() + STREAM_LIFETIME_S
+    end = asyncio.get_running_loop().time() + STREAM_LIFETIME_S
     state = request.app.state
     state.open_streams = getattr(state, "open_streams", 0) + 1
     try:
         yield ServerSentEvent(comment="gridlink", retry=STREAM_RETRY_MS)
-        async for message in _case_changes(case.id, last, lang, end, loop):
+        async for message in _case_changes(case.id, last, lang, end):
             yield message
     finally:
         state.open_streams -= 1
 
 
-async def _case_changes(case_id: int, last: int, lang: str, end: float, loop
+async def _case_changes(case_id: int, last: int, lang: str, end: float
                         ) -> AsyncIterable[ServerSentEvent]:
+    """A message whenever the case has public events after `last`, until the loop time `end`."""
     while True:
         events = await public.public_events(case_id, last)
         if events:
@@ -444,7 +444,7 @@ async def _case_changes(case_id: int, last: int, lang: str, end: float, loop
                 "entries": [e.as_json(local_time(e.at)) for e in entries],
                 "merged_into": master.code if master.id != current.id else None,
             })
-        if loop.time() >= end:
+        if asyncio.get_running_loop().time() >= end:
             return
         await asyncio.sleep(STREAM_POLL_S)
 
@@ -466,8 +466,7 @@ async def follow(request: Request, case: Case = Depends(_case)):
     if not (len(email) <= MAX_EMAIL_CHARS and _EMAIL.fullmatch(email)):
         error, status = t(_("Enter an e-mail address such as name@example.com.")), 422
     elif (wait := await _address_wait(request, "follow")) is not None:
-        error = _sentences(lang, t(_("Too many requests from your network.")),
-                           _wait_text(lang, wait))
+        error = _sentences(lang, t(NETWORK_BUSY), _wait_text(lang, wait))
         status = 429
     if error:
         return await _tracking_page(request, case, follow_error=error, follow_email=email,
