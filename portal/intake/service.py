@@ -516,8 +516,8 @@ async def _reporter(conn, sub: Submission, lock_keys: list[int] | None) -> int |
     row = rows[0]
     # A channel (an Open311 client, say) must not be able to redirect someone's
     # notifications: contact details given before stay.
-    email = row["email"] or sub.email
-    phone = row["phone"] or sub.phone
+    email = sub.email if sub.email and not row["email"] else row["email"]
+    phone = sub.phone if sub.phone and not row["phone"] else row["phone"]
     if (email, phone) != (row["email"], row["phone"]):
         await _select(conn, "UPDATE person SET email = ?, phone = ? WHERE id = ?",
                       [email, phone, row["id"]])
