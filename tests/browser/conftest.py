@@ -45,7 +45,9 @@ def _need(what: str, ok: bool) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API keeps an event loop running on the main thread while it is
+# open, which would stop the async tests of later modules.
+@pytest.fixture(scope="module")
 def browser():
     _need(CHROMIUM, Path(CHROMIUM).exists())
     _need("The CJK font fonts-wqy-microhei", shutil.which("fc-list") is not None and
