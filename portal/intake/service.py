@@ -26,7 +26,6 @@ from tortoise.transactions import in_transaction
 from portal.cases.categories import BY_KEY, related_to
 from portal.cases.models import (
     OPEN_STATUSES,
-    AddressPoint,
     Identity,
     Person,
     Photo,
@@ -274,12 +273,15 @@ async def _locate(feats: matching.Features) -> tuple[float | None, float | None]
     A road and house number pins the spot; a crossing only roughly (feats.approx)."""
     if not feats.keys:
         return None, None
-    points = await AddressPoint.filter(key__in=sorted(feats.keys))
+    keys = sorted(feats.keys)
+    points = await _select(connections.get("default"),
+                           f'SELECT "key", lat, lng, samples FROM address_point WHERE "key" IN '
+                           f'({_marks(keys)}) ORDER BY "key"', keys)
     if not points:
         return None, None
-    best = max(points, key=lambda p: ("#" in p.key, p.samples))
-    feats.approx = "#" not in best.key
-    return best.lat, best.lng
+    best = max(points, key=lambda p: ("#" in p["key"], p["samples"]))
+    feats.approx = "#" not in best["key"]
+    return best["lat"], best["lng"]
 
 
 async def _learn(keys: set[str], lat: float, lng: float, conn) -> None:
