@@ -21,6 +21,8 @@ def _marked_in_code() -> set[str]:
                 method_map=[("**.py", "python"), ("**/templates/**.html", "jinja2")],
                 options_map={"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}},
                 keywords={"_": None, "t": None, "ngettext": (1, 2)}):
+            if isinstance(message, tuple):  # ngettext: (singular, plural)
+                message = message[0]
             if isinstance(message, str) and message:
                 found.add(message)
     return found
@@ -29,11 +31,16 @@ def _marked_in_code() -> set[str]:
 def test_every_marked_text_has_a_chinese_translation_in_the_compiled_catalog():
     with open(LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "messages.po", "rb") as f:
         catalog = read_po(f, locale="zh_CN")
-    translated = {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
-    missing = sorted(_marked_in_code() - set(translated))
+    # Plural entries have a tuple id and one string per form: every form must be filled.
+    translated = {m.id: m.string for m in catalog if m.id and not m.fuzzy and
+                  (all(m.string) if m.pluralizable else m.string)}
+    singular = {(i[0] if isinstance(i, tuple) else i) for i in translated}
+    missing = sorted(_marked_in_code() - singular)
     assert not missing, f"run `make messages` and translate: {missing}"
     compiled = gettext.translation("messages", LOCALE_DIR, languages=["zh_CN"])
-    stale = [msgid for msgid, text in translated.items() if compiled.gettext(msgid) != text]
+    stale = [i for i, text in translated.items()
+             if (compiled.ngettext(i[0], i[1], 1) != text[0] if isinstance(i, tuple)
+                 else compiled.gettext(i) != text)]
     assert not stale, f"run `pybabel compile -d portal/locale`: {stale[:5]}"
 
 

@@ -122,6 +122,8 @@ class Case(Model):
             ("status", "id"),
             ("category", "id"),
             ("department_id", "id"),
+            # A department's queue within a status (its overdue and per-status views).
+            ("department_id", "status", "id"),
             ("possible_duplicate_of_id",),
             ("master_id",),
         )

@@ -97,7 +97,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'case_', 'app': 'portal', 'indexes': [Index(fields=['cell', 'first_reported_at', 'lat', 'lng']), Index(fields=['status', 'category', 'first_reported_at']), Index(fields=['status', 'id']), Index(fields=['category', 'id']), Index(fields=['department_id', 'id']), Index(fields=['possible_duplicate_of_id']), Index(fields=['master_id'])], 'pk_attr': 'id'},
+            options={'table': 'case_', 'app': 'portal', 'indexes': [Index(fields=['cell', 'first_reported_at', 'lat', 'lng']), Index(fields=['status', 'category', 'first_reported_at']), Index(fields=['status', 'id']), Index(fields=['category', 'id']), Index(fields=['department_id', 'id']), Index(fields=['department_id', 'status', 'id']), Index(fields=['possible_duplicate_of_id']), Index(fields=['master_id'])], 'pk_attr': 'id'},
             bases=['Model'],
         ),
         ops.CreateModel(
