@@ -1,1 +1,2 @@
-"""Chat channels (Telegram, WeChat) — arrives with issues 4 and 5."""
+"""Chat channels: one channel-agnostic dialogue (bot/dialogue) and thin platform adapters
+(bot/telegram with aiogram 3, bot/wechat with wechatpy)."""

@@ -129,6 +129,18 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='DialogueState',
+            fields=[
+                ('identity', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=200)),
+                ('state', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('version', fields.IntField(default=0)),
+                ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('expires_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'dialogue_state', 'app': 'portal', 'pk_attr': 'identity', 'table_description': "A person's place in the conversation and their unfinished report (a draft). `version`"},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Person',
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -150,6 +162,22 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
             options={'table': 'identity', 'app': 'portal', 'pk_attr': 'id', 'table_description': 'A channel address of a person: tg:<id>, wx:<openid>, web:<email>, hotline:..., tel:...'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='Rating',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('case', fields.ForeignKeyField('portal.Case', source_field='case_id', db_constraint=True, to_field='id', related_name='ratings', on_delete=OnDelete.CASCADE)),
+                ('person', fields.ForeignKeyField('portal.Person', source_field='person_id', db_constraint=True, to_field='id', related_name='ratings', on_delete=OnDelete.CASCADE)),
+                ('score', fields.SmallIntField()),
+                ('fixed', fields.BooleanField(null=True)),
+                ('comment', fields.TextField(null=True, unique=False)),
+                ('channel', fields.CharField(max_length=16)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'rating', 'app': 'portal', 'unique_together': (('case', 'person'),), 'pk_attr': 'id', 'table_description': "One person's rating of one case (a later rating replaces the earlier one)."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -235,6 +263,23 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
             options={'table': 'subscription', 'app': 'portal', 'unique_together': (('case', 'person'),), 'pk_attr': 'id', 'table_description': 'Who hears about a case, and through which identity.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='TelegramUpdate',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('bot_id', fields.BigIntField()),
+                ('update_id', fields.BigIntField()),
+                ('payload', fields.JSONField(encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('status', fields.CharField(default='pending', max_length=8)),
+                ('attempts', fields.IntField(default=0)),
+                ('error_ref', fields.CharField(null=True, max_length=16)),
+                ('received_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('claimed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'telegram_update', 'app': 'portal', 'unique_together': (('bot_id', 'update_id'),), 'indexes': [Index(fields=['status', 'claimed_at'])], 'pk_attr': 'id', 'table_description': 'The inbox. The unique (bot_id, update_id) turns a redelivery into a no-op, and the payload'},
             bases=['Model'],
         ),
     ]
