@@ -811,6 +811,24 @@ def process_cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_cpu_seconds(database: str | None) -> float:
+    """CPU seconds of the PostgreSQL backends connected to `database` (their process title
+    names it; other sessions' backends on the same server are not counted); 0 without one."""
+    total = 0.0
+    if not database:
+        return total
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("postgres: ") or f" {database} " not in title:
+                continue
+            fields_ = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 async def create_bench_objects(url: str) -> str:
     from tortoise import connections
 
@@ -847,10 +865,11 @@ def encode_posts(base: str, path: str, forms: list[dict]) -> list[bytes]:
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
 
 
-async def drive(base: str, requests: list[bytes], concurrency: int, server_pid: int
-                ) -> tuple[float, Counter[int], float, float]:
+async def drive(base: str, requests: list[bytes], concurrency: int, server_pid: int,
+                database: str | None = None) -> tuple[float, Counter[int], float, float, float]:
     """Send every request once over `concurrency` keep-alive connections; requests/s, status
-    counts, server CPU% and this process's CPU%.
+    counts, server CPU%, this process's CPU% and the CPU% of the PostgreSQL backends of
+    `database` (none on SQLite, which runs in the server).
 
     A few lines of asyncio rather than an HTTP client library: at a few hundred requests per
     second httpx took a whole core on this 2-core machine and became what was measured."""
@@ -873,11 +892,13 @@ async def drive(base: str, requests: list[bytes], concurrency: int, server_pid: 
             writer.close()
 
     cpu0, t0, own0 = process_cpu_seconds(server_pid), time.perf_counter(), time.process_time()
+    db0 = postgres_cpu_seconds(database)
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
     cpu = (process_cpu_seconds(server_pid) - cpu0) / elapsed * 100
     client_cpu = (time.process_time() - own0) / elapsed * 100
-    return len(requests) / elapsed, statuses, cpu, client_cpu
+    db_cpu = (postgres_cpu_seconds(database) - db0) / elapsed * 100
+    return len(requests) / elapsed, statuses, cpu, client_cpu, db_cpu
 
 
 def open311_forms(world: World, n: int, seed: int, api_key: str, run: str) -> list[dict]:
@@ -935,8 +956,9 @@ def http_bench(url: str, world: World, requests: int, concurrency: int, seed: in
                "-o", profile, "--", *cmd]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     try:
+        database = pg_dsn(url).rsplit("/", 1)[1] if is_postgres(url) else None
         return run_like_server(_http_rounds(base, proc, world, requests, concurrency, seed,
-                                            rounds, api_key))
+                                            rounds, api_key, database))
     finally:
         server = server_pid(proc)
         os.kill(server, signal.SIGINT)  # under py-spy: the server; py-spy then writes and exits
@@ -961,7 +983,8 @@ def server_pid(proc: subprocess.Popen) -> int:
 
 
 async def _http_rounds(base: str, proc: subprocess.Popen, world: World, requests: int,
-                       concurrency: int, seed: int, rounds: int, api_key: str) -> dict:
+                       concurrency: int, seed: int, rounds: int, api_key: str,
+                       database: str | None) -> dict:
     result: dict = {"bare": [], "open311": [], "bare_cpu": [], "open311_cpu": []}
     await wait_ready(base, proc)
     pid = server_pid(proc)
@@ -973,23 +996,29 @@ async def _http_rounds(base: str, proc: subprocess.Popen, world: World, requests
                             open311_forms(world, requests + warm, seed + 1000 * (r + 1),
                                           api_key, run=f"h{seed}r{r}"))
         await drive(base, bare[:warm], concurrency, pid)
-        rps, statuses, cpu, client_cpu = await drive(base, bare[warm:], concurrency, pid)
+        rps, statuses, cpu, client_cpu, db_cpu = await drive(base, bare[warm:], concurrency,
+                                                             pid, database)
         print(f"  round {r + 1}: bare insert  {rps:8.1f} req/s  server CPU {cpu:4.0f}% "
-              f"({cpu / rps * 10:.2f} ms a request)  clients CPU {client_cpu:4.0f}%  "
-              f"{dict(statuses)}", flush=True)
+              f"({cpu / rps * 10:.2f} ms a request){_db_cpu(db_cpu, rps)}  "
+              f"clients CPU {client_cpu:4.0f}%  {dict(statuses)}", flush=True)
         result["bare"].append(rps)
         result["bare_cpu"].append(cpu)
         await drive(base, o311[:warm], concurrency, pid)
-        rps, statuses, cpu, client_cpu = await drive(base, o311[warm:], concurrency, pid)
+        rps, statuses, cpu, client_cpu, db_cpu = await drive(base, o311[warm:], concurrency,
+                                                             pid, database)
         print(f"  round {r + 1}: open311 POST {rps:8.1f} req/s  server CPU {cpu:4.0f}% "
-              f"({cpu / rps * 10:.2f} ms a request)  clients CPU {client_cpu:4.0f}%  "
-              f"{dict(statuses)}", flush=True)
+              f"({cpu / rps * 10:.2f} ms a request){_db_cpu(db_cpu, rps)}  "
+              f"clients CPU {client_cpu:4.0f}%  {dict(statuses)}", flush=True)
         result["open311"].append(rps)
         result["open311_cpu"].append(cpu)
         ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
         if ok != requests:
             result.setdefault("errors", Counter()).update(statuses)
     return result
+
+
+def _db_cpu(cpu: float, rps: float) -> str:
+    return f"  PostgreSQL CPU {cpu:4.0f}% ({cpu / rps * 10:.2f} ms a request)" if cpu else ""
 
 
 # --------------------------------------------------------------------------------------------
