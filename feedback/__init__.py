@@ -1,1 +1,2 @@
-"""Progress updates and satisfaction surveys — arrives with issue 6."""
+"""Progress updates and satisfaction surveys: ratings (service.record_rating) now; delivery of
+progress updates arrives with issue 6."""

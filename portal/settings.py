@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # overdue (a new case already after one day without being accepted or refused).
     overdue_days: float = 7.0
 
+    # Chat dialogue (bot/dialogue): an unfinished report and the conversation's place are kept
+    # this long after the person's last message (the privacy notice says so), then dropped.
+    dialogue_draft_days: float = 7.0
+
 
 @lru_cache
 def get_settings() -> Settings:

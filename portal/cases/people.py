@@ -51,3 +51,33 @@ async def link_identity(person: Person, key: str) -> Person:
                 reporter_count=len(set(reporters)))
         await other.delete(using_db=conn)
     return person
+
+
+# Reports of a forgotten person keep this in place of the identity they came from.
+FORGOTTEN = "forgotten"
+
+
+def _carries_contact(key: str) -> bool:
+    """Identities whose key is itself a contact detail: web:<email>, tel:<number>."""
+    kind, _sep, rest = key.partition(":")
+    return kind == "tel" or (kind == "web" and "@" in rest)
+
+
+async def forget_identity(key: str) -> int:
+    """/forget: remove a chat identity, the subscriptions through it and the person's contact
+    details (with the identities that spell them out); their reports stay, anonymised. Returns
+    how many reports were anonymised (0 for an unknown identity)."""
+    async with in_transaction() as conn:
+        found = await Identity.get_or_none(key=key).using_db(conn)
+        if found is None:
+            return 0
+        person = await Person.get(id=found.person_id).using_db(conn)
+        keys = [key] + [k for k in await Identity.filter(person_id=person.id).using_db(conn)
+                        .values_list("key", flat=True) if k != key and _carries_contact(k)]
+        await Subscription.filter(person_id=person.id, identity__in=keys).using_db(conn).delete()
+        anonymised = await Report.filter(person_id=person.id, identity__in=keys) \
+            .using_db(conn).update(identity=FORGOTTEN)
+        await Identity.filter(key__in=keys).using_db(conn).delete()
+        person.email = person.phone = None
+        await person.save(update_fields=["email", "phone"], using_db=conn)
+    return anonymised

@@ -1,0 +1,209 @@
+"""The dialogue: one input of one person in, the replies out.
+
+`Dialogue.handle` loads the person's state, applies the input and saves the state
+compare-and-set; when another process saved in between (two messages of one person handled at
+once, the photos of an album) it loads again and applies the input again. What a step does
+besides changing the state is safe to repeat: filing goes through the intake with the draft's
+id as external_ref, photos are stored under their hash, ratings replace the earlier one.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+
+from bot.dialogue import cases, report, welcome
+from bot.dialogue.io import Command, Input, Location, Person, Photo, Ports, Press, Say, Text
+from bot.dialogue.store import Conflict, DialogueStore
+from bot.dialogue.turn import Turn, clean, language_of
+from portal.intake.throttle import Throttle
+from portal.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Saves lost to other processes before giving up (an album of ten photos, handled at once,
+# costs the last one nine retries).
+MAX_ATTEMPTS = 12
+# A case number typed as a message is looked up.
+_CASE_CODE = re.compile(r"^\s*(GL-\d{8}-\d{4,6})\s*$", re.IGNORECASE)
+
+
+class Dialogue:
+    def __init__(self, settings: Settings, throttle: Throttle | None, store: DialogueStore):
+        self.settings = settings
+        self.throttle = throttle
+        self.store = store
+
+    async def handle(self, who: Person, inp: Input, ports: Ports) -> list[Say]:
+        prepared = None
+        if isinstance(inp, Photo):
+            # Downloaded once, outside the retries; whether it is wanted is decided again
+            # against the state the save goes with.
+            state, _version = await self.store.load(who.identity)
+            if report.wants_photo(state, inp, self.settings.max_photos):
+                prepared = await report.fetch_photo(ports, inp.ref, self.settings)
+        for _attempt in range(MAX_ATTEMPTS):
+            state, version = await self.store.load(who.identity)
+            before = copy.deepcopy(state)
+            turn = Turn(who=who, state=state, settings=self.settings, throttle=self.throttle,
+                        ports=ports, prepared=prepared)
+            await step(turn, inp)
+            if turn.forgotten:
+                await self.store.forget(who.identity)
+                return turn.replies
+            if state == before and version:
+                return turn.replies
+            try:
+                await self.store.save(who.identity, state, version)
+            except Conflict:
+                continue
+            return turn.replies
+        log.warning("dialogue state of one person kept changing; input not applied")
+        lang = language_of(who.language)
+        return [Say(Turn(who, {"lang": lang}, self.settings, None, ports).t(
+            "Sorry, that did not get through. Please send it again."))]
+
+
+async def step(turn: Turn, inp: Input) -> None:
+    state = turn.state
+    if not isinstance(inp, Text) and not (isinstance(inp, Press) and inp.action == "skip"):
+        # A rating's comment is the very next text; anything else moves on.
+        state.pop("rating", None)
+    if isinstance(inp, Command):
+        await command(turn, clean(inp.name, 32).lower().lstrip("/"), clean(inp.arg, 200))
+    elif isinstance(inp, Press):
+        await press(turn, clean(inp.action, 16), clean(inp.arg, 64))
+    elif isinstance(inp, Text):
+        await on_text(turn, inp.text if isinstance(inp.text, str) else "")
+    elif isinstance(inp, Photo):
+        await report.on_photo(turn, inp)
+    elif isinstance(inp, Location):
+        d = report.draft(turn)
+        problem = report.set_location(turn, d, inp)
+        if problem:
+            turn.say(problem)
+        elif not state.get("consent"):
+            welcome.ask_consent(turn)
+        else:
+            report.ask_next(turn)
+    else:
+        welcome.hint(turn)
+
+
+async def command(turn: Turn, name: str, arg: str) -> None:
+    state = turn.state
+    if name == "start":
+        if "lang" not in state:
+            state["lang"] = turn.lang
+        welcome.start(turn)
+    elif name == "help":
+        welcome.help_text(turn)
+    elif name == "lang":
+        turn.say(turn.t("Choose your language:"), welcome.language_buttons())
+    elif name == "report":
+        if not state.get("consent"):
+            welcome.ask_consent(turn)
+            return
+        report.ask_next(turn)
+    elif name == "cancel":
+        state.pop("rating", None)
+        report.cancel(turn)
+    elif name == "my":
+        await cases.my_cases(turn, 0)
+    elif name == "case":
+        await cases.show_case(turn, arg)
+    elif name == "forget":
+        cases.ask_forget(turn)
+    else:
+        welcome.hint(turn)
+
+
+async def press(turn: Turn, action: str, arg: str) -> None:
+    state = turn.state
+    if action == "consent":
+        if arg == "yes":
+            state["consent"] = True
+            turn.say(turn.t("Thank you."))
+            await report.fetch_pending(turn)
+            follow = state.pop("follow_after", None)
+            if follow:
+                await cases.follow(turn, follow, True)
+            elif state.get("draft"):
+                report.ask_next(turn)
+            else:
+                turn.say(turn.t("Describe a problem to report it, or send /help."))
+        elif arg == "no":
+            state["consent"] = False
+            state.pop("draft", None)
+            turn.say(turn.t("All right: nothing will be filed and nothing is kept. You can "
+                            "still look up cases with /case, and agree later with /start."))
+        else:
+            welcome.hint(turn)
+    elif action == "lang" and arg in ("zh-CN", "en"):
+        state["lang"] = arg
+        turn.say(turn.t("I will write in English from now on.") if arg == "en"
+                 else turn.t("I will write in Chinese from now on."))
+        if state.get("draft"):
+            report.ask_next(turn)
+    elif action == "cat":
+        report.choose_category(turn, arg)
+    elif action == "cats":
+        report.show_categories(turn, arg)
+    elif action == "send":
+        await report.send(turn, arg)
+    elif action == "drop":
+        report.cancel(turn, arg)
+    elif action == "my":
+        await cases.my_cases(turn, int(arg) if arg.isdigit() and len(arg) < 6 else 0,
+                             replace=True)
+    elif action == "case":
+        await cases.show_case(turn, arg)
+    elif action in ("follow", "unfol"):
+        await cases.follow(turn, arg, action == "follow")
+    elif action == "rate":
+        await cases.rate(turn, arg)
+    elif action == "skip":
+        state.pop("rating", None)
+        turn.say(turn.t("Thank you for your rating."))
+    elif action == "forget":
+        if arg == "yes":
+            await cases.forget(turn)
+        else:
+            turn.say(turn.t("Nothing was removed."))
+    else:
+        turn.say(turn.t("That button no longer works. Send /help to see what I can do."))
+
+
+async def on_text(turn: Turn, value: str) -> None:
+    state = turn.state
+    if len(value) > 4 * turn.settings.max_text_chars:
+        turn.say(turn.t("That is too long for one report: please keep it under {n} characters."
+                        ).format(n=turn.settings.max_text_chars))
+        return
+    value = clean(value)
+    if not value:
+        welcome.hint(turn)
+        return
+    if state.get("rating"):
+        await cases.rating_comment(turn, value)
+        return
+    m = _CASE_CODE.match(value)
+    if m:
+        await cases.show_case(turn, m.group(1))
+        return
+    if value.startswith("/"):
+        welcome.hint(turn)
+        return
+    d = report.draft(turn)
+    if d["text"] and not report.has_place(d) and d["asked"] == "place":
+        d["address"] = clean(value, 300)
+    else:
+        problem = report.add_text(turn, d, value)
+        if problem:
+            turn.say(problem)
+            return
+    if not state.get("consent"):
+        welcome.ask_consent(turn)
+        return
+    report.ask_next(turn)

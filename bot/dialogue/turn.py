@@ -1,0 +1,55 @@
+"""One input applied to one person's state: what every step of the dialogue reads and writes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot.dialogue.io import Button, Person, Ports, Say
+from portal.i18n import gettext_for
+from portal.intake.throttle import Throttle
+from portal.settings import Settings
+
+# Control characters (NUL breaks PostgreSQL text) other than newline and tab.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean(value: str | None, limit: int | None = None) -> str:
+    text = CONTROL.sub("", value or "").strip()
+    return text[:limit] if limit is not None else text
+
+
+def language_of(hint: str | None) -> str:
+    """The platform's language hint: Chinese (and no hint: WeChat gives none) is zh-CN, any
+    other language English."""
+    if not hint or hint.strip().lower().startswith("zh"):
+        return "zh-CN"
+    return "en"
+
+
+@dataclass
+class Turn:
+    who: Person
+    state: dict
+    settings: Settings
+    throttle: Throttle | None
+    ports: Ports
+    # A photo fetched and stored before the state was loaded (see Dialogue.handle).
+    prepared: dict | None = None
+    # /forget: the state is deleted instead of saved.
+    forgotten: bool = False
+    replies: list[Say] = field(default_factory=list)
+
+    @property
+    def lang(self) -> str:
+        lang = self.state.get("lang")
+        return lang if lang in ("zh-CN", "en") else language_of(self.who.language)
+
+    @property
+    def t(self):
+        return gettext_for(self.lang)
+
+    def say(self, text: str, buttons: list[list[Button]] | None = None, **kw) -> Say:
+        reply = Say(text, buttons or [], **kw)
+        self.replies.append(reply)
+        return reply
