@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.telegram import app as telegram
 from portal import db, logs
 from portal.cases.service import CaseError
 from portal.i18n import gettext_for, normalise_language
@@ -35,7 +36,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
         # handlers that are already set alone).
         logs.setup()
         if not manage_db:
-            yield
+            async with telegram.running(app):
+                yield
             return
         await db.init_db(settings.database_url)
         await ensure_categories()
@@ -43,7 +45,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
         log.info("Gridlink started with %s, %s state; public address %s", db.dialect(),
                  "Redis" if settings.redis_url else "in-memory", settings.public_base_url)
         try:
-            yield
+            # Stopped first: pending updates still need the database.
+            async with telegram.running(app):
+                yield
         finally:
             await db.close_db()
 
@@ -52,6 +56,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.state.settings = settings
     app.state.secret_key = secret_key(settings)
     app.state.throttle = Throttle(storage_for(settings.redis_url), settings.throttle_new_reports)
+    telegram.attach(app, settings, app.state.throttle)
 
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router

@@ -1,4 +1,4 @@
-"""The `gridlink` command: serve, migrate, seed-demo, createuser, apikey."""
+"""The `gridlink` command: serve, migrate, seed-demo, createuser, apikey, telegram."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from bot.telegram.cli import telegram
 from portal import db, logs
 from portal.settings import get_settings
 
@@ -106,6 +107,9 @@ def apikey(name: str, kind: str, line: str | None) -> None:
         click.echo(str(exc), err=True)
         sys.exit(1)
     click.echo(key)
+
+
+main.add_command(telegram)
 
 
 if __name__ == "__main__":

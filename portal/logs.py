@@ -11,6 +11,8 @@ _PATTERNS = (
     (re.compile(r"(?<!\d)(\+?86[- ]?)?(1[3-9]\d)\d{4}(\d{4})(?!\d)"), r"\2****\3"),
     # Secrets passed in query strings or forms.
     (re.compile(r"(?i)\b(api_key|token|secret|password|access_token)=([^&\s\"']+)"), r"\1=***"),
+    # Telegram bot tokens, which every Bot API URL carries (…/bot123456:AA…/getFile).
+    (re.compile(r"\b(bot)?\d{5,}:[A-Za-z0-9_-]{20,}"), r"\1***"),
     # Bearer tokens in echoed headers.
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
     # E-mail addresses.
@@ -59,6 +61,8 @@ class RedactingFilter(logging.Filter):
 def setup(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # aiogram logs every update it handles at INFO.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
     install_filter()
 
 

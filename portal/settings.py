@@ -3,6 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +61,17 @@ class Settings(BaseSettings):
     # Chat dialogue (bot/dialogue): an unfinished report and the conversation's place are kept
     # this long after the person's last message (the privacy notice says so), then dropped.
     dialogue_draft_days: float = 7.0
+
+    # Telegram bot (bot/telegram). No token: the bot is off. The webhook needs the secret too
+    # (Telegram sends it back in X-Telegram-Bot-Api-Secret-Token); polling does not.
+    telegram_bot_token: str = ""
+    telegram_webhook_secret: str = Field("", pattern=r"^[A-Za-z0-9_-]{0,256}$")
+    # A local Bot API server or the test fake (tests/fake_telegram.py).
+    telegram_api_base: str = "https://api.telegram.org"
+    # Flood control per Telegram user: past these limits one polite warning per
+    # telegram_flood_warn, everything else is dropped.
+    telegram_flood: str = "3/second;30/minute"
+    telegram_flood_warn: str = "1/minute"
 
 
 @lru_cache

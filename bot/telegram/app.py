@@ -1,0 +1,40 @@
+"""The Telegram channel in the web app: built in create_app when a token is set, run by the
+lifespan (inbox sweep; on shutdown, pending updates finished and the HTTP session closed)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from portal.intake.throttle import Throttle
+from portal.settings import Settings
+
+log = logging.getLogger("gridlink.telegram")
+
+
+def attach(app: FastAPI, settings: Settings, throttle: Throttle) -> None:
+    if not settings.telegram_bot_token:
+        app.state.telegram = None
+        return
+    # aiogram is loaded only when the bot is on.
+    from bot.telegram.channel import TelegramChannel
+    from bot.telegram.routes import router
+
+    app.state.telegram = TelegramChannel.build(settings, throttle)
+    app.include_router(router)
+
+
+@asynccontextmanager
+async def running(app: FastAPI):
+    channel = app.state.telegram
+    if channel is None:
+        log.info("Telegram bot is off: GRIDLINK_TELEGRAM_BOT_TOKEN is not set.")
+        yield
+        return
+    channel.start()
+    try:
+        yield
+    finally:
+        await channel.close()

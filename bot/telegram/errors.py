@@ -1,0 +1,59 @@
+"""What happens when handling an update fails: the person is shown a reference that is also in
+the log, and the inbox row is marked failed with it. A person who blocked the bot is recorded on
+the row, not treated as a failure."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import suppress
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import Chat, ErrorEvent, User
+
+from bot.dialogue.turn import language_of
+from portal.i18n import _, gettext_for
+
+log = logging.getLogger("gridlink.telegram")
+
+SORRY = _("Sorry, something went wrong on our side and your last message was not handled. "
+          "Please try again; if it keeps happening, tell us this reference: {ref}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What `feed_update` returns when an error handler took over."""
+
+    status: str  # done, failed
+    note: str | None = None
+
+
+def new_ref() -> str:
+    return "E" + secrets.token_hex(4).upper()
+
+
+async def _blocked(event: ErrorEvent) -> Outcome:
+    log.info("telegram update %s: the person has blocked the bot", event.update.update_id)
+    return Outcome("done", "blocked")
+
+
+async def _failed(event: ErrorEvent, bot: Bot, event_chat: Chat | None = None,
+                  event_from_user: User | None = None) -> Outcome:
+    ref = new_ref()
+    log.error("telegram update %s failed [ref %s]", event.update.update_id, ref,
+              exc_info=event.exception)
+    t = gettext_for(language_of(event_from_user.language_code if event_from_user else None))
+    with suppress(TelegramAPIError):
+        if event.update.callback_query is not None:
+            await event.update.callback_query.answer()
+        if event_chat is not None:
+            await bot.send_message(event_chat.id, t(SORRY).format(ref=ref))
+    return Outcome("failed", ref)
+
+
+def register(dp: Dispatcher) -> None:
+    dp.errors.register(_blocked, ExceptionTypeFilter(TelegramForbiddenError))
+    dp.errors.register(_failed)

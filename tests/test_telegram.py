@@ -1,0 +1,461 @@
+"""The Telegram bot end to end: the real aiogram client talks to a fake Bot API server on
+loopback (tests/fake_telegram.py), and updates reach the real app's webhook as Telegram sends
+them, on SQLite and PostgreSQL (and with dialogue state in memory/DB or Redis where it matters)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import uuid
+
+import httpx
+import pytest
+from PIL import ExifTags, Image
+
+from bot.telegram.adapter import split_text
+from bot.telegram.models import TelegramUpdate
+from portal.app import create_app
+from portal.cases.models import Case, Identity, Photo, Report
+from portal.settings import Settings
+from tests.fake_telegram import TOKEN, FakeTelegram, User, jpeg_with_gps
+
+SECRET = "test-secret_0123456789"
+WEBHOOK = "http://testserver/bot/telegram/webhook"
+# People's Square, and a place a few kilometres away.
+SQUARE = (31.2304, 121.4737)
+ELSEWHERE = (31.1900, 121.4400)
+
+
+@pytest.fixture
+async def fake():
+    f = FakeTelegram()
+    await f.start()
+    yield f
+    await f.stop()
+
+
+@pytest.fixture
+def tg_settings(settings: Settings, fake: FakeTelegram) -> Settings:
+    return settings.model_copy(update={
+        "telegram_bot_token": TOKEN, "telegram_webhook_secret": SECRET,
+        "telegram_api_base": fake.base, "telegram_flood": "1000/second"})
+
+
+class Bot:
+    """The app with its webhook, and the fake Telegram delivering to it."""
+
+    def __init__(self, settings: Settings, fake: FakeTelegram):
+        self.settings, self.fake = settings, fake
+        self.app = create_app(settings, manage_db=False)
+        namespace = f"test-{uuid.uuid4().hex}"
+        self.app.state.throttle.namespace = namespace
+        gate = self.channel.gate
+        for throttle in (gate.flood, gate.warn, gate.album):
+            throttle.namespace = f"{namespace}-{throttle.namespace}"
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
+                                        base_url="http://testserver")
+        fake.http, fake.webhook_url, fake.webhook_secret = self.client, WEBHOOK, SECRET
+
+    @property
+    def channel(self):
+        return self.app.state.telegram
+
+    async def send(self, *updates: dict) -> list[httpx.Response]:
+        """Delivers each update and waits until the bot has handled it."""
+        answers = []
+        for update in updates:
+            answers.append(await self.fake.deliver(update))
+            await self.channel.drain()
+        return answers
+
+    async def close(self) -> None:
+        await self.channel.close()
+        await self.client.aclose()
+
+
+@pytest.fixture
+async def tg(tg_settings: Settings, fake: FakeTelegram):
+    bot = Bot(tg_settings, fake)
+    yield bot
+    await bot.close()
+
+
+def new_user(lang: str = "zh-hans") -> User:
+    # Random ids: Redis state outlives a test run.
+    return User(random.randrange(10**8, 10**9), "Test", lang)
+
+
+async def consent(tg: Bot, user: User) -> None:
+    await tg.send(tg.fake.command(user, "start"))
+    await tg.send(tg.fake.press(user, data="d:consent:yes"))
+
+
+def markup_data(fake: FakeTelegram) -> list[str]:
+    return [b["callback_data"] for _m, p in fake.calls for row in
+            (p.get("reply_markup") or {}).get("inline_keyboard", []) for b in row
+            if "callback_data" in b]
+
+
+async def report_flow(tg: Bot, user: User, text: str, place=SQUARE) -> str:
+    """Describe, confirm the category, share the location, send; the receipt's text."""
+    fake = tg.fake
+    await tg.send(fake.text(user, text))
+    await tg.send(fake.press(user, data=next(
+        d for d in reversed(markup_data(fake)) if d.startswith("d:cat:"))))
+    assert fake.last(user.id)["reply_markup"]["keyboard"][0][0]["request_location"] is True
+    await tg.send(fake.location(user, *place))
+    await tg.send(fake.press(user, data=next(
+        d for d in reversed(markup_data(fake)) if d.startswith("d:send:"))))
+    return fake.last(user.id)["text"]
+
+
+# The webhook and the inbox.
+
+async def test_bot_is_off_without_a_token(settings: Settings, caplog):
+    app = create_app(settings, manage_db=False)
+    assert app.state.telegram is None
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as client:
+        r = await client.post("/bot/telegram/webhook", json={"update_id": 1})
+    assert r.status_code == 404
+    with caplog.at_level(logging.INFO, logger="gridlink.telegram"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert [r.message for r in caplog.records if r.name == "gridlink.telegram"] == [
+        "Telegram bot is off: GRIDLINK_TELEGRAM_BOT_TOKEN is not set."]
+
+
+async def test_wrong_secret_is_refused_and_nothing_is_processed(tg: Bot):
+    user = new_user()
+    update = tg.fake.command(user, "start")
+    for secret in ("", "wrong", SECRET + "x", "sécret".encode("latin-1"), b"\xff" * 22):
+        r = await tg.fake.deliver(update, secret=secret)
+        assert r.status_code == 401
+    await tg.channel.drain()
+    assert await TelegramUpdate.all().count() == 0
+    assert tg.fake.sent(user.id) == []
+
+
+async def test_hostile_bodies_get_a_4xx_never_a_500(tg: Bot):
+    post = tg.client.post
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    cases = [
+        (b"not json", 400), (b"[1, 2]", 400), (b"{}", 400), (b'{"update_id": "x"}', 400),
+        (b'{"update_id": 99999999999999999999999}', 400), (b'{"update_id": -5}', 400),
+        (b'{"update_id": 7, "message": {"text": 5}}', 400), (b"\xff\xfe", 400),
+        (b'{"update_id": 1, "x": "' + b"a" * (1024 * 1024) + b'"}', 413),
+    ]
+    for body, status in cases:
+        r = await post("/bot/telegram/webhook", content=body, headers=headers)
+        assert r.status_code == status, body[:40]
+        assert r.json()["ok"] is False
+    await tg.channel.drain()
+    assert await TelegramUpdate.all().count() == 0
+
+
+async def test_an_update_delivered_twice_is_processed_once(tg: Bot):
+    user = new_user()
+    update = tg.fake.command(user, "start")
+    first, second = await tg.send(update, update)
+    assert first.status_code == second.status_code == 200
+    assert second.json()["detail"] == "received before"
+    assert len(tg.fake.sent(user.id)) == 1
+    row = await TelegramUpdate.get(update_id=update["update_id"])
+    assert (row.status, row.attempts) == ("done", 1)
+
+
+async def test_a_stale_pending_update_is_finished_by_the_sweep(tg: Bot):
+    """A process died after claiming an update: the sweep of another one handles it."""
+    from datetime import UTC, datetime, timedelta
+
+    user = new_user()
+    update = tg.fake.command(user, "start")
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    await TelegramUpdate.create(bot_id=123456, update_id=update["update_id"], payload=update,
+                                status="pending", attempts=1, received_at=long_ago,
+                                claimed_at=long_ago)
+    assert await tg.channel.sweep() == 1
+    await tg.channel.drain()
+    assert len(tg.fake.sent(user.id)) == 1
+    row = await TelegramUpdate.get(update_id=update["update_id"])
+    assert (row.status, row.attempts) == ("done", 2)
+    # Redelivered by Telegram afterwards: still nothing more.
+    await tg.send(update)
+    assert len(tg.fake.sent(user.id)) == 1
+
+
+# Conversations.
+
+async def test_the_whole_report_flow_in_chinese(tg: Bot):
+    user = new_user("zh-hans")
+    await tg.send(tg.fake.command(user, "start"))
+    greeting = tg.fake.last(user.id)
+    assert "隐私" in greeting["text"] and "/forget" in greeting["text"]
+    assert "同意" in tg.fake.buttons(greeting)[0]
+    await tg.send(tg.fake.press(user, data="d:consent:yes"))
+    receipt = await report_flow(tg, user, "人民广场路灯坏了，晚上很黑")
+    case = await Case.get()
+    assert case.code in receipt
+    assert "/cases/" + case.code in json.dumps(tg.fake.last(user.id)["reply_markup"])
+    report = await Report.get()
+    assert (report.identity, report.channel, report.language) == (f"tg:{user.id}",
+                                                                  "telegram", "zh-CN")
+    assert abs(report.lat - SQUARE[0]) < 1e-6
+    # The case page shows it, without the reporter's chat id.
+    page = await tg.client.get(f"/cases/{case.code}")
+    assert page.status_code == 200 and "路灯" in page.text and str(user.id) not in page.text
+    # Every callback query was answered; no callback data was over 64 bytes.
+    assert tg.fake.pending_queries == tg.fake.answered
+    assert all(len(d.encode()) <= 64 for d in markup_data(tg.fake))
+
+
+async def test_the_whole_report_flow_in_english(tg: Bot):
+    user = new_user("en")
+    await tg.send(tg.fake.command(user, "start"))
+    assert "Privacy" in tg.fake.last(user.id)["text"]
+    await tg.send(tg.fake.press(user, data="d:consent:yes"))
+    receipt = await report_flow(tg, user, "The street light at People's Square is broken")
+    case = await Case.get()
+    assert case.code in receipt and "case" in receipt.lower()
+    assert (await Report.get()).language == "en"
+    # The location keyboard was taken away once answered.
+    assert any("remove_keyboard" in (p.get("reply_markup") or {})
+               for p in tg.fake.calls_of("sendMessage"))
+
+
+async def test_a_one_line_report_asks_only_for_what_is_missing(tg: Bot):
+    user = new_user()
+    await consent(tg, user)
+    await tg.send(tg.fake.text(user, "南京东路100号门口垃圾满了"))
+    asked = tg.fake.last(user.id)
+    # Text, category and address are in the line: the next thing is the summary (or the
+    # category, if the dialogue could not tell) — never "what is the problem?" again.
+    assert "南京东路100号" in "\n".join(tg.fake.texts(user.id)[-2:]) or \
+        any("d:cat:" in d for d in markup_data(tg.fake))
+    assert "描述" not in asked["text"].split("\n")[0]
+
+
+async def test_a_report_of_the_same_problem_by_two_people_is_merged(tg: Bot):
+    first, second = new_user(), new_user("en")
+    await consent(tg, first)
+    await report_flow(tg, first, "人民广场路灯坏了，晚上很黑")
+    await consent(tg, second)
+    receipt = await report_flow(tg, second, "人民广场路灯坏了，一直不亮")
+    case = await Case.get()
+    assert await Case.all().count() == 1
+    assert case.code in receipt and "2" in receipt
+    assert case.reporter_count == 2
+
+
+async def test_a_throttled_report_keeps_the_draft(tg_settings: Settings, fake: FakeTelegram):
+    tg = Bot(tg_settings.model_copy(update={"throttle_new_reports": "1/10 minutes"}), fake)
+    try:
+        user = new_user("en")
+        await consent(tg, user)
+        await report_flow(tg, user, "Broken street light at People's Square")
+        said = await report_flow(tg, user, "Rubbish bins overflowing by the river", ELSEWHERE)
+        assert await Case.all().count() == 1
+        assert "kept" in said
+        assert "d:send:" in json.dumps(fake.last(user.id)["reply_markup"])
+    finally:
+        await tg.close()
+
+
+async def test_a_photo_is_stored_without_its_exif_gps(tg: Bot):
+    user = new_user("en")
+    await consent(tg, user)
+    original = jpeg_with_gps()
+    assert Image.open(io.BytesIO(original)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    await tg.send(tg.fake.photo(user, original, caption="Pothole on the pavement"))
+    # The caption was the description: the bot asks about the category next, not for one.
+    assert any(d.startswith("d:cat:") for d in markup_data(tg.fake))
+    assert tg.fake.calls_of("getFile")
+    await report_flow_rest(tg, user)
+    photo = await Photo.get()
+    stored = Image.open(tg.settings.media_dir / photo.path)
+    assert not stored.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    assert not stored.getexif()
+
+
+async def report_flow_rest(tg: Bot, user: User) -> None:
+    fake = tg.fake
+    await tg.send(fake.press(user, data=next(
+        d for d in reversed(markup_data(fake)) if d.startswith("d:cat:"))))
+    await tg.send(fake.location(user, *SQUARE))
+    await tg.send(fake.press(user, data=next(
+        d for d in reversed(markup_data(fake)) if d.startswith("d:send:"))))
+
+
+async def test_an_album_and_a_venue(tg: Bot):
+    user = new_user("en")
+    await consent(tg, user)
+    await tg.send(*tg.fake.album(user, [jpeg_with_gps(color=c) for c in
+                                        ("red", "green", "blue", "white")],
+                                 caption="Graffiti on the wall"))
+    await tg.send(tg.fake.press(user, data=next(
+        d for d in reversed(markup_data(tg.fake)) if d.startswith("d:cat:"))))
+    await tg.send(tg.fake.venue(user, *SQUARE, "People's Square", "120 Renmin Avenue"))
+    await tg.send(tg.fake.press(user, data=next(
+        d for d in reversed(markup_data(tg.fake)) if d.startswith("d:send:"))))
+    case = await Case.get()
+    assert await Photo.filter(report__case=case).count() == 3
+
+
+async def test_a_user_who_blocked_the_bot(tg: Bot, caplog):
+    user = new_user()
+    tg.fake.fail(user.id, "blocked")
+    with caplog.at_level(logging.INFO, logger="gridlink.telegram"):
+        r, = await tg.send(tg.fake.command(user, "start"))
+    assert r.status_code == 200
+    row = await TelegramUpdate.get()
+    assert (row.status, row.error_ref) == ("done", "blocked")
+    assert any("blocked the bot" in rec.message for rec in caplog.records)
+    # Unblocked: the next updates are answered.
+    tg.fake.clear_faults()
+    await tg.send(tg.fake.command(user, "start"))
+    assert len(tg.fake.sent(user.id)) == 1
+
+
+async def test_a_rate_limited_reply_fails_with_a_reference(tg: Bot, caplog):
+    user = new_user()
+    tg.fake.fail(user.id, "429", retry_after=7, times=1)
+    with caplog.at_level(logging.ERROR, logger="gridlink.telegram"):
+        await tg.send(tg.fake.command(user, "start"))
+    row = await TelegramUpdate.get()
+    assert row.status == "failed" and row.error_ref.startswith("E")
+    assert row.error_ref in caplog.text
+    # The fault was a single 429: the apology with the reference got through.
+    assert row.error_ref in tg.fake.last(user.id)["text"]
+
+
+async def test_a_handler_failure_shows_a_reference(tg: Bot, caplog):
+    """The dialogue's store goes away mid-conversation (a database error inside the handler)."""
+    user = new_user("en")
+    store = tg.channel.dp["dialogue"].store
+
+    async def broken(identity):
+        raise RuntimeError("database gone")
+
+    original, store.load = store.load, broken
+    try:
+        with caplog.at_level(logging.ERROR, logger="gridlink.telegram"):
+            await tg.send(tg.fake.text(user, "hello"))
+    finally:
+        store.load = original
+    row = await TelegramUpdate.get()
+    assert row.status == "failed"
+    said = tg.fake.last(user.id)["text"]
+    assert row.error_ref in said and "went wrong" in said
+    assert f"ref {row.error_ref}" in caplog.text and "database gone" in caplog.text
+
+
+async def test_forget(tg: Bot):
+    user = new_user("en")
+    await consent(tg, user)
+    await report_flow(tg, user, "Broken street light at People's Square")
+    await tg.send(tg.fake.command(user, "forget"))
+    await tg.send(tg.fake.press(user, data="d:forget:yes"))
+    assert not await Identity.filter(key=f"tg:{user.id}").exists()
+    report = await Report.get()
+    assert str(user.id) not in report.identity
+    # A new /start begins again with the privacy notice.
+    await tg.send(tg.fake.command(user, "start"))
+    assert "Privacy" in tg.fake.last(user.id)["text"]
+
+
+async def test_unsupported_messages_get_a_hint(tg: Bot):
+    user = new_user("en")
+    await tg.send(tg.fake.sticker(user))
+    assert "text, photos and locations" in tg.fake.last(user.id)["text"]
+
+
+async def test_long_answers_are_split_within_the_limit():
+    text = ("街道" * 1500 + "\n") * 3 + "😀" * 3000
+    pieces = split_text(text)
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+    assert all(len(p.encode("utf-16-le")) // 2 <= 4096 for p in pieces)
+
+
+# State shared by processes: memory/DB and Redis.
+
+@pytest.fixture
+def tg_state_settings(tg_settings: Settings, state_url: str) -> Settings:
+    return tg_settings.model_copy(update={"redis_url": state_url})
+
+
+async def test_a_restart_in_the_middle_of_a_report(tg_state_settings: Settings,
+                                                   fake: FakeTelegram):
+    user = new_user("en")
+    first = Bot(tg_state_settings, fake)
+    try:
+        await consent(first, user)
+        await first.send(fake.text(user, "Broken street light at People's Square"))
+    finally:
+        await first.close()
+    second = Bot(tg_state_settings, fake)
+    try:
+        await report_flow_rest(second, user)
+        case = await Case.get()
+        assert case.code in fake.last(user.id)["text"]
+        assert "street light" in (await Report.get()).text
+    finally:
+        await second.close()
+
+
+async def test_flood_control_warns_once_and_drops_the_rest(tg_state_settings: Settings,
+                                                          fake: FakeTelegram):
+    tg = Bot(tg_state_settings.model_copy(update={"telegram_flood": "3/minute"}), fake)
+    try:
+        user = new_user("en")
+        for n in range(8):
+            await tg.send(fake.text(user, f"hello {n}"))
+        texts = tg.fake.texts(user.id)
+        warnings = [t for t in texts if "very fast" in t]
+        assert len(warnings) == 1
+        assert len(texts) == 3 + 1  # three answered, one warning, four dropped
+        # A press past the limit is still answered (no spinning button).
+        await consent_press_dropped(tg, user)
+        assert await TelegramUpdate.filter(status="done").count() == 9
+    finally:
+        await tg.close()
+
+
+async def consent_press_dropped(tg: Bot, user: User) -> None:
+    message = tg.fake.sent(user.id)[0]
+    update = tg.fake.callback(user, message, "d:consent:yes")
+    await tg.send(update)
+    assert update["callback_query"]["id"] in tg.fake.answered
+
+
+# Group chats.
+
+async def test_in_a_group_only_commands_addressed_to_the_bot_are_answered(tg: Bot):
+    user = new_user("en")
+    group = {"id": -100123456789, "type": "supergroup", "title": "Residents"}
+    fake = tg.fake
+    await tg.send(fake.text(user, "rubbish everywhere", chat=group),
+                  fake.command(user, "start", chat=group),
+                  fake.command(user, "start", chat=group, mention="other_bot"))
+    assert fake.sent(group["id"]) == []
+    await tg.send(fake.command(user, "start", chat=group, mention="Gridlink_Test_Bot"))
+    answer, = fake.sent(group["id"])
+    assert "private" in answer["text"]
+    url = answer["reply_markup"]["inline_keyboard"][0][0]["url"]
+    assert url == "https://t.me/gridlink_test_bot?start=group"
+    # Nothing said in the group reached the dialogue.
+    assert fake.sent(user.id) == []
+
+
+async def test_callback_data_of_every_button_fits_in_64_bytes(tg: Bot):
+    user = new_user("en")
+    await consent(tg, user)
+    await report_flow(tg, user, "Broken street light at People's Square " + "x" * 300)
+    await tg.send(tg.fake.command(user, "my"))
+    await tg.send(tg.fake.command(user, "lang"))
+    data = markup_data(tg.fake)
+    assert len(data) > 5
+    assert all(0 < len(d.encode()) <= 64 for d in data)
+    # The fake refuses longer data (BUTTON_DATA_INVALID): no call was refused for it.
+    assert not any(p.get("reply_markup") and "BUTTON" in str(p) for _m, p in tg.fake.calls)
