@@ -14,6 +14,7 @@ from PIL import Image
 from bot.dialogue.engine import Dialogue
 from bot.dialogue.io import (
     Button,
+    Choice,
     Command,
     Link,
     Location,
@@ -265,6 +266,38 @@ async def test_a_repeated_send_files_once(dialogue):
     assert await Report.all().count() == 1
 
 
+async def test_a_text_only_channel_answers_with_numbers(dialogue):
+    """WeChat: no buttons, a GCJ-02 point, no language hint (Chinese)."""
+    who = Person(identity="wx:oAbCdEf123", channel="wechat")
+    ports = FakePorts()
+    replies = await dialogue.handle(who, Command("start"), ports)
+    assert "您好" in text_of(replies)
+    first = buttons(replies)[0]
+    assert (first.action, first.arg) == ("consent", "yes")
+    await dialogue.handle(who, Choice(1), ports)
+    await dialogue.handle(who, Location(31.2336, 121.4845, crs="gcj02"), ports)
+    replies = await dialogue.handle(who, Text("这里的路灯坏了，晚上一片漆黑"), ports)
+    assert buttons(replies)[0].arg.endswith(".street_light")
+    replies = await dialogue.handle(who, Choice(1), ports)
+    assert "请核对" in text_of(replies)
+    replies = await dialogue.handle(who, Choice(99), ports)
+    assert "数字" in text_of(replies)
+    await dialogue.handle(who, Choice(1), ports)
+    report = await Report.get()
+    assert report.channel == "wechat" and report.crs == "gcj02"
+    # Stored in WGS-84, some 500 m from the GCJ-02 point it was sent as.
+    assert abs(report.lng - 121.4845) > 0.003
+
+
+async def test_consent_is_remembered_after_the_state_expired(make_dialogue, settings):
+    who, ports = person(24), FakePorts()
+    await _file(make_dialogue(), who, ports, "南京东路100号门口垃圾满了", 31.2355)
+    later = make_dialogue(the_store=DbDialogueStore(timedelta(seconds=-1)))
+    await later.store.forget(who.identity)
+    replies = await later.handle(who, Text("四川北路1号路灯不亮"), ports)
+    assert not any(b.action == "consent" for b in buttons(replies))
+
+
 # ------------------------------------------------------------------------------ photos
 
 
@@ -374,8 +407,11 @@ async def test_my_cases_are_paged_and_open_to_a_timeline(make_dialogue):
     cases = [b for b in buttons(replies) if b.action == "case"]
     assert len(cases) == 2
     replies = await dialogue.handle(who, press(cases[0]), ports)
+    assert "Reported by 1 person." in text_of(replies)
     assert "Reported" in text_of(replies) and "received" in text_of(replies).lower()
     assert button(replies, "unfol")  # a reporter follows their case
+    replies = await dialogue.handle(who, press(button(replies, "my")), ports)
+    assert "page 1 of 2" in text_of(replies) and replies[0].replace
     replies = await dialogue.handle(who, Press("my", "99999"), ports)  # past the end: last page
     assert "page 2 of 2" in text_of(replies)
 

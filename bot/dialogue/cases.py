@@ -14,6 +14,7 @@ from portal.cases import public
 from portal.cases.models import Case, Identity, Report, Status, Subscription
 from portal.cases.people import forget_identity
 from portal.cases.service import SHANGHAI, subscribe
+from portal.i18n import translations
 from portal.intake.service import person_for
 
 PAGE_SIZE = 5
@@ -77,7 +78,7 @@ async def _find(turn: Turn, code: str) -> Case | None:
     return await public.living_case(case)
 
 
-async def show_case(turn: Turn, code: str) -> None:
+async def show_case(turn: Turn, code: str, *, from_list: bool = False) -> None:
     case = await _find(turn, code)
     if case is None:
         return
@@ -90,7 +91,9 @@ async def show_case(turn: Turn, code: str) -> None:
     summary = view.summary if len(view.summary) <= 200 else view.summary[:200] + "…"
     if summary:
         lines.append(summary)
-    lines.append(t("Reported by {n} people.").format(n=view.reporter_count))
+    lines.append(translations(lang).ngettext(
+        "Reported by {n} person.", "Reported by {n} people.", view.reporter_count
+    ).format(n=view.reporter_count))
     entries = public.timeline(await public.public_events(case.id), lang, depts)
     if entries:
         lines.append("")
@@ -106,6 +109,8 @@ async def show_case(turn: Turn, code: str) -> None:
         [Button(t("Stop following"), "unfol", case.code) if following
          else Button(t("Follow this case"), "follow", case.code)],
         [Link(t("Open the case page"), _case_url(turn, case.code))]]
+    if from_list:
+        rows.append([Button(t("‹ My cases"), "my", "0")])
     turn.say("\n".join(lines), rows)
 
 

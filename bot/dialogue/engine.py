@@ -14,9 +14,22 @@ import logging
 import re
 
 from bot.dialogue import cases, report, welcome
-from bot.dialogue.io import Command, Input, Location, Person, Photo, Ports, Press, Say, Text
+from bot.dialogue.io import (
+    Button,
+    Choice,
+    Command,
+    Input,
+    Location,
+    Person,
+    Photo,
+    Ports,
+    Press,
+    Say,
+    Text,
+)
 from bot.dialogue.store import Conflict, DialogueStore
 from bot.dialogue.turn import Turn, clean, language_of
+from portal.cases.models import Identity
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
 
@@ -46,9 +59,15 @@ class Dialogue:
         for _attempt in range(MAX_ATTEMPTS):
             state, version = await self.store.load(who.identity)
             before = copy.deepcopy(state)
+            if "consent" not in state and await Identity.exists(key=who.identity):
+                # Someone who reported or followed before agreed then (their state may have
+                # expired since); /forget removes the identity.
+                state["consent"] = True
             turn = Turn(who=who, state=state, settings=self.settings, throttle=self.throttle,
                         ports=ports, prepared=prepared)
             await step(turn, inp)
+            if not turn.keep_offer:
+                remember_offer(state, turn.replies)
             if turn.forgotten:
                 await self.store.forget(who.identity)
                 return turn.replies
@@ -65,6 +84,18 @@ class Dialogue:
             "Sorry, that did not get through. Please send it again."))]
 
 
+def remember_offer(state: dict, replies: list[Say]) -> None:
+    """The buttons of this answer, in the order a Choice numbers them."""
+    if not replies:
+        return  # (an album's later photos answer nothing: the last answer stands)
+    offer = [[b.action, b.arg] for r in replies for row in r.buttons for b in row
+             if isinstance(b, Button)]
+    if offer:
+        state["offer"] = offer
+    else:
+        state.pop("offer", None)
+
+
 async def step(turn: Turn, inp: Input) -> None:
     state = turn.state
     if not isinstance(inp, Text) and not (isinstance(inp, Press) and inp.action == "skip"):
@@ -74,6 +105,15 @@ async def step(turn: Turn, inp: Input) -> None:
         await command(turn, clean(inp.name, 32).lower().lstrip("/"), clean(inp.arg, 200))
     elif isinstance(inp, Press):
         await press(turn, clean(inp.action, 16), clean(inp.arg, 64))
+    elif isinstance(inp, Choice):
+        offer = state.get("offer") or []
+        number = inp.number if isinstance(inp.number, int) else 0
+        if 1 <= number <= len(offer):
+            action, arg = offer[number - 1]
+            await press(turn, action, arg)
+        else:
+            turn.keep_offer = True
+            turn.say(turn.t("Please answer with one of the numbers shown, or send /help."))
     elif isinstance(inp, Text):
         await on_text(turn, inp.text if isinstance(inp.text, str) else "")
     elif isinstance(inp, Photo):
@@ -158,7 +198,7 @@ async def press(turn: Turn, action: str, arg: str) -> None:
         await cases.my_cases(turn, int(arg) if arg.isdigit() and len(arg) < 6 else 0,
                              replace=True)
     elif action == "case":
-        await cases.show_case(turn, arg)
+        await cases.show_case(turn, arg, from_list=True)
     elif action in ("follow", "unfol"):
         await cases.follow(turn, arg, action == "follow")
     elif action == "rate":

@@ -54,7 +54,16 @@ class Press:
     arg: str = ""
 
 
-Input = Text | Command | Photo | Location | Press
+@dataclass(frozen=True)
+class Choice:
+    """For channels without buttons (WeChat text messages): the person answered with the
+    number of a button of the dialogue's last answer. The buttons are numbered from 1, row by
+    row, across all the Says of that answer; Links are not counted."""
+
+    number: int
+
+
+Input = Text | Command | Photo | Location | Press | Choice
 
 
 # Outputs.

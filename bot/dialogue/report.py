@@ -12,6 +12,8 @@ import math
 import re
 import secrets
 
+from tortoise.exceptions import IntegrityError
+
 from bot.dialogue.io import Button, Link, Location, Photo, PhotoUnavailable, Ports
 from bot.dialogue.turn import Turn, clean
 from bot.dialogue.welcome import ask_consent
@@ -342,7 +344,12 @@ async def send(turn: Turn, draft_id: str) -> None:
         # new: the intake answers with the first receipt.
         external_ref=f"dialogue:{d['id']}")
     try:
-        receipt = await submit(sub, throttle=turn.throttle, settings=turn.settings)
+        try:
+            receipt = await submit(sub, throttle=turn.throttle, settings=turn.settings)
+        except IntegrityError:
+            # The same draft filed at this moment by another process (a double tap handled
+            # by two workers): the intake now answers with that report's receipt.
+            receipt = await submit(sub, throttle=turn.throttle, settings=turn.settings)
     except Throttled as exc:
         turn.say(exc.message + "\n" + t("Your report is kept: tap the button once the time "
                                         "has passed."),

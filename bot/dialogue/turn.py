@@ -38,6 +38,8 @@ class Turn:
     prepared: dict | None = None
     # /forget: the state is deleted instead of saved.
     forgotten: bool = False
+    # A wrong number from a text-only channel: the buttons offered before still stand.
+    keep_offer: bool = False
     replies: list[Say] = field(default_factory=list)
 
     @property
