@@ -57,9 +57,11 @@ STREAM_RETRY_MS = 2000
 # Open streams per server process (each reads the database every STREAM_POLL_S); past this a
 # stream is refused with 503 and the page simply stays as loaded.
 MAX_STREAMS = 1000
-BIGINT_MAX = 2**63 - 1
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
+# Row ids and cursors in paths and queries: ASCII digits only (str.isdigit also takes "²" and
+# "١", which int() refuses or reads), few enough for a BIGINT.
+_ID = re.compile(r"[0-9]{1,18}")
 _FORM_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 _PHONE = re.compile(PHONE_PATTERN)
@@ -93,7 +95,7 @@ async def case_list(request: Request, category: str | None = None, status: str |
     # Filters from a hand-made or stale link: an unknown value is no filter.
     category = category if category in BY_KEY else None
     status = status if status in public.LISTED_STATUSES else None
-    before_id = int(before) if before and before.isdigit() and len(before) < 19 else None
+    before_id = _id(before)
     cases, next_before = await public.list_cases(lang, category=category, status=status,
                                                  before_id=before_id)
     return render(request, "cases/list.html", {
@@ -102,6 +104,10 @@ async def case_list(request: Request, category: str | None = None, status: str |
         "statuses": [(s.value, public.status_label(s, lang)) for s in public.LISTED_STATUSES],
         "points": _points(cases),
     })
+
+
+def _id(value: str | None) -> int | None:
+    return int(value) if value and _ID.fullmatch(value) else None
 
 
 def _points(cases: list[public.PublicCase]) -> list[dict]:
@@ -340,11 +346,12 @@ def _receipt_token(request: Request, report_id: int) -> str:
 
 @router.get("/receipts/{token}")
 async def receipt(token: str, request: Request):
-    report_id, _sep, mac = token.partition("-")
+    number, _sep, mac = token.partition("-")
+    report_id = _id(number)
     report = None
-    if report_id.isdigit() and int(report_id) <= BIGINT_MAX \
-            and hmac.compare_digest(mac.encode(), _mac(request, int(report_id)).encode()):
-        report = await Report.get_or_none(id=int(report_id))
+    if report_id is not None and hmac.compare_digest(mac.encode(),
+                                                     _mac(request, report_id).encode()):
+        report = await Report.get_or_none(id=report_id)
     if report is None:
         raise HTTPException(404, gettext_for(page_language(request))(
             _("There is no such receipt. Check the address, or find your case by its number.")))
@@ -395,7 +402,7 @@ async def _tracking_page(request: Request, case: Case, *, merged_from: str | Non
 
 def _last_event_id(request: Request) -> int:
     value = request.headers.get("last-event-id") or request.query_params.get("after") or ""
-    return int(value) if value.isdigit() and len(value) < 19 else 0
+    return _id(value) or 0
 
 
 async def _stream_room(request: Request, response: Response) -> None:
@@ -486,12 +493,14 @@ async def follow(request: Request, case: Case = Depends(_case)):
 async def photo(photo_id: str, request: Request):
     """A photo of a repair. Residents' own photos are evidence for staff and never served."""
     try:
-        if not photo_id.isdigit() or len(photo_id) > 18:
+        number = _id(photo_id)
+        if number is None:
             raise Open311Error(404, "")
-        path = await open311_public_photo(int(photo_id), request.app.state.settings)
+        path = await open311_public_photo(number, request.app.state.settings)
     except Open311Error:
         raise HTTPException(404, gettext_for(page_language(request))(
             _("There is no published photo with this number."))) from None
     return FileResponse(path, media_type="image/jpeg",
-                        headers={"Cache-Control": "public, max-age=86400"})
+                        headers={"Cache-Control": "public, max-age=86400",
+                                 "X-Content-Type-Options": "nosniff"})
 

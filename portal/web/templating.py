@@ -7,8 +7,10 @@ the response carries the CSRF cookie when the page made one.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -55,6 +57,24 @@ def _environment() -> jinja2.Environment:
 env = _environment()
 
 
+@lru_cache
+def content_policy(map_tile_url: str) -> str:
+    """Scripts, styles, requests and frames of a page only from this site (the pages have no
+    inline script or style), images also from the map's tile server; never framed elsewhere."""
+    tiles = ""
+    parts = urlsplit(map_tile_url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        # Leaflet's {s} is a subdomain (a.tile..., b.tile...).
+        host = parts.netloc.replace("{s}", "*")
+        tiles = f" {parts.scheme}://{host}" if "{" not in host else f" {parts.scheme}:"
+    return (f"default-src 'self'; img-src 'self' data:{tiles}; object-src 'none'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                    "Referrer-Policy": "strict-origin-when-cross-origin"}
+
+
 def render(request: Request, name: str, context: dict | None = None, *,
            status_code: int = 200, headers: dict | None = None) -> HTMLResponse:
     lang = page_language(request)
@@ -65,6 +85,10 @@ def render(request: Request, name: str, context: dict | None = None, *,
     html = env.get_template(name).render(ctx)
     response = HTMLResponse(html, status_code=status_code, headers=headers)
     response.headers.setdefault("Content-Language", lang)
+    response.headers.setdefault("Content-Security-Policy",
+                                content_policy(request.app.state.settings.map_tile_url))
+    for header, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(header, value)
     csrf.set_cookie(request, response)
     return response
 

@@ -1,0 +1,85 @@
+"""Hostile requests to the web pages, on SQLite and PostgreSQL: numbers that are not plain
+digits, and the headers that keep every page from being framed, sniffed or made to run another
+site's scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from portal.cases import pages
+from portal.web.templating import content_policy
+from tests.test_web_resident import HTML, filed
+
+# Digits Python's str.isdigit accepts but int() refuses ("²") or reads ("١٢" is 12), and more
+# digits than int() converts at all.
+ODD_NUMBERS = ["²", "١٢", "1" * 5000]
+
+
+@pytest.mark.parametrize("number", ODD_NUMBERS)
+async def test_odd_digits_in_ids_and_cursors_are_no_number(client, number):
+    listing = await client.get("/cases", params={"before": number}, headers=HTML)
+    assert listing.status_code == 200 and "GL-" not in listing.text.split("pager")[-1]
+    for path in (f"/receipts/{number}-{'0' * 32}", f"/photos/{number}"):
+        assert (await client.get(path, headers=HTML)).status_code == 404, path
+
+
+async def _first_stream_bytes(app, path: str, query: bytes, headers: list) -> bytes:
+    """The first bytes of an event stream that carry a `case` message, at the ASGI level."""
+    got, gone, body = asyncio.Event(), asyncio.Event(), []
+
+    async def receive():
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+            if b"event: case" in b"".join(body):
+                got.set()
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": query, "root_path": "",
+             "headers": [(b"host", b"testserver"), *headers],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    call = asyncio.create_task(app(scope, receive, send))
+    waiting = asyncio.create_task(got.wait())
+    await asyncio.wait({call, waiting}, timeout=pages.STREAM_LIFETIME_S,
+                       return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    gone.set()
+    await asyncio.wait_for(call, pages.STREAM_LIFETIME_S)  # raises what the endpoint raised
+    return b"".join(body)
+
+
+@pytest.mark.parametrize("where", ["query", "header"])
+async def test_an_odd_last_event_id_streams_the_whole_timeline(app, client, where):
+    code, _ = await filed(client)
+    body = await _first_stream_bytes(
+        app, f"/cases/{code}/events", b"after=%C2%B2" if where == "query" else b"",
+        [(b"last-event-id", "²".encode("latin-1"))] if where == "header" else [])
+    [data] = [line[len("data: "):] for line in body.decode().splitlines()
+              if line.startswith("data: ")]
+    assert [e["title"] for e in json.loads(data)["entries"]] == ["已反映"]
+
+
+async def test_pages_are_never_framed_sniffed_or_given_other_sites_scripts(client, settings):
+    code, receipt = await filed(client)
+    policy = content_policy("")
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "object-src 'none'" in policy
+    for path in ("/", "/report", "/cases", f"/cases/{code}", receipt.url.path, "/no-such-page",
+                 "/staff/login"):
+        response = await client.get(path, headers=HTML)
+        assert response.headers["content-security-policy"] == policy, path
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        assert response.headers["x-frame-options"] == "DENY", path
+    # The map's tiles come from its tile server, on whatever subdomain Leaflet picks.
+    settings.map_tile_url = "https://{s}.tile.example.org/{z}/{x}/{y}.png"
+    response = await client.get("/report", headers=HTML)
+    assert "img-src 'self' data: https://*.tile.example.org;" in \
+        response.headers["content-security-policy"]
+    assert "img-src 'self' data: https:;" in content_policy("https://{a}.x.org/{z}/{x}/{y}")
