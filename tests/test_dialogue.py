@@ -184,8 +184,10 @@ async def test_report_before_start_asks_consent_and_keeps_what_was_sent(dialogue
 async def test_declining_consent_files_nothing(dialogue):
     who, ports = person(4), FakePorts()
     replies = await dialogue.handle(who, Command("start"), ports)
+    await dialogue.handle(who, Text("路灯不亮"), ports)
     replies = await dialogue.handle(who, press(button(replies, "consent", "no")), ports)
     assert "/case" in text_of(replies)
+    assert await dialogue.store.load(who.identity) == ({}, 0)  # nothing kept
     replies = await dialogue.handle(who, Text("路灯不亮"), ports)
     assert "同意" in text_of(replies)
     assert not any(b.action == "send" for b in buttons(replies))
@@ -499,7 +501,8 @@ async def test_language_switch(dialogue):
     Press("rate", "..."), Press("rate", "GL-20261128-0001.5"), Press("my", "-1"),
     Press("zzz", ""), Press("lang", "fr"), Press("consent", "maybe"), Press("forget", ""),
     Location(float("nan"), 121.0), Location(95.0, 200.0), Location(31.0, 121.0, crs="bd09"),
-    Photo("nope", caption="\x00" * 10, group="\x00"),
+    Photo("nope", caption="\x00" * 10, group="\x00"), Choice(0), Choice(-5), Choice(10**9),
+    Press("a" * 10_000, "b" * 10_000),
 ])
 async def test_hostile_input_gets_a_polite_answer(dialogue, inp):
     who, ports = person(23), FakePorts()

@@ -71,7 +71,7 @@ class Dialogue:
             if turn.forgotten:
                 await self.store.forget(who.identity)
                 return turn.replies
-            if state == before and version:
+            if state == before:
                 return turn.replies
             try:
                 await self.store.save(who.identity, state, version)
@@ -174,8 +174,8 @@ async def press(turn: Turn, action: str, arg: str) -> None:
             else:
                 turn.say(turn.t("Describe a problem to report it, or send /help."))
         elif arg == "no":
-            state["consent"] = False
-            state.pop("draft", None)
+            # Their draft and everything else of the conversation go.
+            turn.forgotten = True
             turn.say(turn.t("All right: nothing will be filed and nothing is kept. You can "
                             "still look up cases with /case, and agree later with /start."))
         else:

@@ -36,7 +36,7 @@ class Turn:
     ports: Ports
     # A photo fetched and stored before the state was loaded (see Dialogue.handle).
     prepared: dict | None = None
-    # /forget: the state is deleted instead of saved.
+    # /forget, or consent declined: the state is deleted instead of saved.
     forgotten: bool = False
     # A wrong number from a text-only channel: the buttons offered before still stand.
     keep_offer: bool = False
