@@ -11,7 +11,8 @@ By hand:
     python -m tests.fake_telegram --port 8081 \
         --webhook http://127.0.0.1:8000/bot/telegram/webhook --secret S
 
-then open http://127.0.0.1:8081/ and chat with the bot as a user.
+then open http://127.0.0.1:8081/ and chat with the bot as a user, or chat at a terminal with
+`python -m tests.fake_telegram chat --lang en`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import io
 import itertools
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -54,6 +56,15 @@ def jpeg_with_gps(size: tuple[int, int] = (64, 48), color: str = "orange") -> by
     out = io.BytesIO()
     img.save(out, "JPEG", exif=exif)
     return out.getvalue()
+
+
+def _as_sent(message: dict) -> dict:
+    """The Message a method returns: a message carries only inline keyboards (a reply
+    keyboard is the chat's, not the message's)."""
+    markup = message.get("reply_markup") or {}
+    if "inline_keyboard" in markup:
+        return message
+    return {k: v for k, v in message.items() if k != "reply_markup"}
 
 
 class ApiError(Exception):
@@ -358,7 +369,7 @@ class FakeTelegram:
         if markup:
             message["reply_markup"] = markup
         self.transcript.setdefault(chat["id"], []).append(message)
-        return message
+        return _as_sent(message)
 
     async def api_editmessagetext(self, params: dict):
         message = self._find(params)
@@ -374,7 +385,7 @@ class FakeTelegram:
         message.pop("reply_markup", None)
         if markup:
             message["reply_markup"] = markup
-        return message
+        return _as_sent(message)
 
     async def api_editmessagereplymarkup(self, params: dict):
         message = self._find(params)
@@ -385,7 +396,7 @@ class FakeTelegram:
         message.pop("reply_markup", None)
         if markup:
             message["reply_markup"] = markup
-        return message
+        return _as_sent(message)
 
     async def api_answercallbackquery(self, params: dict):
         query_id = str(params.get("callback_query_id", ""))
@@ -546,6 +557,7 @@ async function load() {
       }
       d.appendChild(kb);
     }
+    if (!m.from.is_bot && m.location) askLocation = null;  // one_time_keyboard: used once
     if (m.from.is_bot) askLocation = mk.keyboard ? mk.keyboard[0][0].text : (mk.remove_keyboard ? null : askLocation);
     chat.appendChild(d);
   }
@@ -572,7 +584,90 @@ load();
 """
 
 
+def chat(fake: str, user: int, lang: str) -> None:
+    """A user at a terminal, talking through a running fake: each line is sent, the bot's new
+    (or edited) messages are printed. `/start` a command, `@31.23,121.47` a location, `#2` the
+    second button of the newest buttons, `!photo.jpg caption` a photo, empty line: look again."""
+    shown: dict[int, str] = {}
+
+    def bot_messages() -> list[dict]:
+        messages = httpx.get(f"{fake}/_fake/chat", params={"user": user}).json()
+        return [m for m in messages if m["from"].get("is_bot")]
+
+    def fingerprint(messages: list[dict]) -> str:
+        return json.dumps(messages, sort_keys=True)
+
+    def show(messages: list[dict]) -> None:
+        for m in messages:
+            # New, or edited in place (paging); losing its buttons after a press is not news.
+            if shown.get(m["message_id"]) == m.get("text"):
+                continue
+            shown[m["message_id"]] = m.get("text")
+            print("bot>", m.get("text", ""))
+            n = 0
+            for row in (m.get("reply_markup") or {}).get("inline_keyboard", []):
+                for b in row:
+                    n += 1 if "callback_data" in b else 0
+                    print(f"     [{'#' + str(n) if 'callback_data' in b else b.get('url')}] "
+                          f"{b['text']}")
+            for row in (m.get("reply_markup") or {}).get("keyboard", []):
+                print(f"     [@lat,lng] {row[0]['text']}")
+
+    def buttons(messages: list[dict]) -> list[str]:
+        for m in reversed(messages):
+            rows = (m.get("reply_markup") or {}).get("inline_keyboard")
+            if rows:
+                return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
+        return []
+
+    print(f"You are user {user} ({lang}). Ctrl-D ends.")
+    show(bot_messages())
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            return
+        before = bot_messages()
+        body: dict = {"user": user, "lang": lang}
+        if line.startswith("#") and line[1:].isdigit():
+            choices = buttons(before)
+            if not 0 < int(line[1:]) <= len(choices):
+                print("     (no such button)")
+                continue
+            body["press"] = choices[int(line[1:]) - 1]
+        elif line.startswith("@"):
+            body["lat"], _, body["lng"] = line[1:].partition(",")
+        elif line.startswith("!"):
+            path, _, caption = line[1:].partition(" ")
+            with open(path, "rb") as f:
+                body["photo"] = base64.b64encode(f.read()).decode()
+            body["text"] = caption
+        elif line:
+            body["text"] = line
+        if len(body) > 2:
+            httpx.post(f"{fake}/_fake/say", json=body, timeout=30)
+            # The bot answers in the background: wait for its answer, then for it to settle.
+            deadline, last, quiet_since = time.monotonic() + 15, fingerprint(before), None
+            while time.monotonic() < deadline:
+                now = fingerprint(bot_messages())
+                if now != last:
+                    last, quiet_since = now, time.monotonic()
+                elif quiet_since is not None and time.monotonic() - quiet_since > 0.5:
+                    break
+                time.sleep(0.1)
+        show(bot_messages())
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["chat"]:
+        parser = argparse.ArgumentParser(prog="python -m tests.fake_telegram chat",
+                                         description="Chat with the bot through a running fake.")
+        parser.add_argument("--fake", default="http://127.0.0.1:8081")
+        parser.add_argument("--user", type=int, default=10001)
+        parser.add_argument("--lang", default="zh-hans", help="zh-hans or en")
+        args = parser.parse_args(sys.argv[2:])
+        chat(args.fake, args.user, args.lang)
+        return
     parser = argparse.ArgumentParser(description="A fake Telegram Bot API server to try the bot.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)

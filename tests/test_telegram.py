@@ -48,6 +48,7 @@ class Bot:
 
     def __init__(self, settings: Settings, fake: FakeTelegram):
         self.settings, self.fake = settings, fake
+        self.expect_failures = False
         self.app = create_app(settings, manage_db=False)
         namespace = f"test-{uuid.uuid4().hex}"
         self.app.state.throttle.namespace = namespace
@@ -74,12 +75,22 @@ class Bot:
         await self.channel.close()
         await self.client.aclose()
 
+    async def close_checked(self) -> None:
+        """Closes, and fails the test if any update failed that it did not expect to."""
+        await self.close()
+        failed = await TelegramUpdate.filter(status="failed").values_list("update_id",
+                                                                           "error_ref")
+        assert failed == [], f"updates failed: {failed}"
+
 
 @pytest.fixture
 async def tg(tg_settings: Settings, fake: FakeTelegram):
     bot = Bot(tg_settings, fake)
     yield bot
-    await bot.close()
+    if bot.expect_failures:
+        await bot.close()
+    else:
+        await bot.close_checked()
 
 
 def new_user(lang: str = "zh-hans") -> User:
@@ -260,7 +271,7 @@ async def test_a_throttled_report_keeps_the_draft(tg_settings: Settings, fake: F
         assert "kept" in said
         assert "d:send:" in json.dumps(fake.last(user.id)["reply_markup"])
     finally:
-        await tg.close()
+        await tg.close_checked()
 
 
 async def test_a_photo_is_stored_without_its_exif_gps(tg: Bot):
@@ -319,6 +330,7 @@ async def test_a_user_who_blocked_the_bot(tg: Bot, caplog):
 
 
 async def test_a_rate_limited_reply_fails_with_a_reference(tg: Bot, caplog):
+    tg.expect_failures = True
     user = new_user()
     tg.fake.fail(user.id, "429", retry_after=7, times=1)
     with caplog.at_level(logging.ERROR, logger="gridlink.telegram"):
@@ -332,6 +344,7 @@ async def test_a_rate_limited_reply_fails_with_a_reference(tg: Bot, caplog):
 
 async def test_a_handler_failure_shows_a_reference(tg: Bot, caplog):
     """The dialogue's store goes away mid-conversation (a database error inside the handler)."""
+    tg.expect_failures = True
     user = new_user("en")
     store = tg.channel.dp["dialogue"].store
 
@@ -393,7 +406,7 @@ async def test_a_restart_in_the_middle_of_a_report(tg_state_settings: Settings,
         await consent(first, user)
         await first.send(fake.text(user, "Broken street light at People's Square"))
     finally:
-        await first.close()
+        await first.close_checked()
     second = Bot(tg_state_settings, fake)
     try:
         await report_flow_rest(second, user)
@@ -401,7 +414,7 @@ async def test_a_restart_in_the_middle_of_a_report(tg_state_settings: Settings,
         assert case.code in fake.last(user.id)["text"]
         assert "street light" in (await Report.get()).text
     finally:
-        await second.close()
+        await second.close_checked()
 
 
 async def test_flood_control_warns_once_and_drops_the_rest(tg_state_settings: Settings,
@@ -419,7 +432,7 @@ async def test_flood_control_warns_once_and_drops_the_rest(tg_state_settings: Se
         await consent_press_dropped(tg, user)
         assert await TelegramUpdate.filter(status="done").count() == 9
     finally:
-        await tg.close()
+        await tg.close_checked()
 
 
 async def consent_press_dropped(tg: Bot, user: User) -> None:
