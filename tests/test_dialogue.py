@@ -25,7 +25,7 @@ from bot.dialogue.io import (
     Say,
     Text,
 )
-from bot.dialogue.store import DbDialogueStore, RedisDialogueStore, sweep_expired
+from bot.dialogue.store import Conflict, DbDialogueStore, RedisDialogueStore, sweep_expired
 from feedback.models import Rating
 from portal.cases.models import Case, Identity, Report, Status, Subscription
 from portal.cases.models import Person as PersonRow
@@ -375,6 +375,19 @@ async def test_concurrent_inputs_of_one_person_both_land(dialogue):
     state, _version = await dialogue.store.load(who.identity)
     d = state["draft"]
     assert d["text"] and d["lat"] == 31.2355 and len(d["photos"]) == 1
+
+
+async def test_store_saves_compare_and_set(store):
+    assert await store.load("tg:7") == ({}, 0)
+    assert await store.save("tg:7", {"n": 1}, 0) == 1
+    with pytest.raises(Conflict):
+        await store.save("tg:7", {"n": "first save of someone who also loaded version 0"}, 0)
+    assert await store.save("tg:7", {"n": 2}, 1) == 2
+    with pytest.raises(Conflict):
+        await store.save("tg:7", {"n": "stale"}, 1)
+    assert await store.load("tg:7") == ({"n": 2}, 2)
+    await store.forget("tg:7")
+    assert await store.load("tg:7") == ({}, 0)
 
 
 async def test_expired_drafts_are_swept(settings):

@@ -164,7 +164,6 @@ async def press(turn: Turn, action: str, arg: str) -> None:
     if action == "consent":
         if arg == "yes":
             state["consent"] = True
-            turn.say(turn.t("Thank you."))
             await report.fetch_pending(turn)
             follow = state.pop("follow_after", None)
             if follow:
@@ -172,7 +171,8 @@ async def press(turn: Turn, action: str, arg: str) -> None:
             elif state.get("draft"):
                 report.ask_next(turn)
             else:
-                turn.say(turn.t("Describe a problem to report it, or send /help."))
+                turn.say(turn.t("Thank you.") + "\n"
+                         + turn.t("Describe a problem to report it, or send /help."))
         elif arg == "no":
             # Their draft and everything else of the conversation go.
             turn.forgotten = True

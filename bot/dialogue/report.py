@@ -110,7 +110,7 @@ def set_location(turn: Turn, d: dict, loc: Location) -> str | None:
                       "address.")
     d["lat"], d["lng"], d["crs"] = lat, lng, loc.crs
     title, where = clean(loc.title, 100), clean(loc.address, 300)
-    d["venue"] = " ".join(p for p in (title, where) if p) or None
+    d["venue"] = " · ".join(p for p in (title, where) if p) or None
     if where:
         d["address"] = where
     return None
