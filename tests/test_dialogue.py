@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from PIL import Image
 
+from bot.dialogue.cases import rating_buttons
 from bot.dialogue.engine import Dialogue
 from bot.dialogue.io import (
     Button,
@@ -469,7 +470,9 @@ async def test_rating_with_comment_and_not_fixed(dialogue):
     rating = await Rating.get()
     assert (rating.score, rating.fixed, rating.comment) == (4, None, "清理得很干净，谢谢")
     # A later "not fixed" replaces it; skipping the comment leaves none.
-    replies = await dialogue.handle(who, Press("rate", f"{code}.0"), ports)
+    not_fixed = rating_buttons(code, "zh-CN")[-1][0]
+    assert not_fixed.label == "尚未解决"
+    replies = await dialogue.handle(who, press(not_fixed), ports)
     await dialogue.handle(who, press(button(replies, "skip")), ports)
     rating = await Rating.get()
     assert (rating.score, rating.fixed, rating.comment) == (1, False, None)

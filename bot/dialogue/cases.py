@@ -14,7 +14,7 @@ from portal.cases import public
 from portal.cases.models import Case, Identity, Report, Status, Subscription
 from portal.cases.people import forget_identity
 from portal.cases.service import SHANGHAI, subscribe
-from portal.i18n import translations
+from portal.i18n import gettext_for, translations
 from portal.intake.service import person_for
 
 PAGE_SIZE = 5
@@ -142,6 +142,14 @@ async def follow(turn: Turn, code: str, on: bool) -> None:
 
 
 # ------------------------------------------------------------------------------ rating
+
+
+def rating_buttons(code: str, language: str) -> list[list[Button]]:
+    """The satisfaction buttons a progress update carries ("resolved"): 1-5 and "not
+    fixed". Each is Press("rate", f"{code}.{score}"), 0 for "not fixed"."""
+    t = gettext_for(language)
+    return [[Button("★" * n, "rate", f"{code}.{n}") for n in range(1, 6)],
+            [Button(t("Not fixed yet"), "rate", f"{code}.{NOT_FIXED}")]]
 
 
 def _parse_rating(arg: str) -> tuple[str, int] | None:
