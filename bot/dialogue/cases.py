@@ -9,6 +9,7 @@ from tortoise import connections
 
 from bot.dialogue.io import Button, Link
 from bot.dialogue.turn import Turn, clean
+from bot.dialogue.welcome import ask_consent
 from feedback.service import record_rating
 from portal.cases import public
 from portal.cases.models import Case, Identity, Report, Status, Subscription
@@ -27,8 +28,7 @@ NOT_FIXED = 0
 
 
 async def _person_id(identity: str) -> int | None:
-    found = await Identity.get_or_none(key=identity).values_list("person_id", flat=True)
-    return found
+    return await Identity.get_or_none(key=identity).values_list("person_id", flat=True)
 
 
 def _case_url(turn: Turn, code: str) -> str:
@@ -128,8 +128,6 @@ async def follow(turn: Turn, code: str, on: bool) -> None:
         return
     if not turn.state.get("consent"):
         # Following keeps the chat ID: the privacy notice first.
-        from bot.dialogue.welcome import ask_consent
-
         turn.state["follow_after"] = case.code
         ask_consent(turn)
         return

@@ -211,8 +211,9 @@ async def fetch_pending(turn: Turn) -> None:
 
 
 def category_buttons(turn: Turn, d: dict, keys: list[str]) -> list[list[Button]]:
-    rows = [[Button(category_name(k, turn.lang), "cat", f"{d['id']}.{k}")] for k in keys]
-    return rows
+    # Two a row: eleven rows would not fit a phone's screen.
+    found = [Button(category_name(k, turn.lang), "cat", f"{d['id']}.{k}") for k in keys]
+    return [found[i:i + 2] for i in range(0, len(found), 2)]
 
 
 def ask_next(turn: Turn, *, got_photo: bool = False) -> None:
