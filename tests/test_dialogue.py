@@ -378,6 +378,46 @@ async def test_concurrent_inputs_of_one_person_both_land(dialogue):
     assert d["text"] and d["lat"] == 31.2355 and len(d["photos"]) == 1
 
 
+class LoadedTogether:
+    """A store whose first two loads return only once both have read: two handle() calls
+    then hold the same version, and one of the saves must lose."""
+
+    def __init__(self, inner):
+        self.inner, self.loads, self.conflicts = inner, 0, 0
+        self.both = asyncio.Event()
+
+    async def load(self, identity):
+        found = await self.inner.load(identity)
+        self.loads += 1
+        if self.loads <= 2:
+            if self.loads == 2:
+                self.both.set()
+            await self.both.wait()
+        return found
+
+    async def save(self, identity, state, version):
+        try:
+            return await self.inner.save(identity, state, version)
+        except Conflict:
+            self.conflicts += 1
+            raise
+
+    async def forget(self, identity):
+        await self.inner.forget(identity)
+
+
+async def test_a_lost_save_is_applied_again(make_dialogue, store):
+    who, ports = person(25), FakePorts()
+    await agree(make_dialogue(), who, ports)
+    together = LoadedTogether(store)
+    dialogue = make_dialogue(the_store=together)
+    await asyncio.gather(dialogue.handle(who, Text("南京东路100号门口垃圾满了"), ports),
+                         dialogue.handle(who, Location(31.2355, 121.48), ports))
+    assert together.conflicts == 1
+    state, _version = await store.load(who.identity)
+    assert state["draft"]["text"] == "南京东路100号门口垃圾满了" and state["draft"]["lat"] == 31.2355
+
+
 async def test_store_saves_compare_and_set(store):
     assert await store.load("tg:7") == ({}, 0)
     assert await store.save("tg:7", {"n": 1}, 0) == 1
