@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
+import httpx
 import pytest
 
 from portal.cases import pages
+from portal.cases.models import Identity, Report
+from portal.staff.service import create_user
 from portal.web.templating import content_policy
 from tests.test_web_resident import HTML, filed
 
@@ -83,3 +87,27 @@ async def test_pages_are_never_framed_sniffed_or_given_other_sites_scripts(clien
     assert "img-src 'self' data: https://*.tile.example.org;" in \
         response.headers["content-security-policy"]
     assert "img-src 'self' data: https:;" in content_policy("https://{a}.x.org/{z}/{x}/{y}")
+
+
+async def test_the_reporter_cookie_is_not_kept_or_shown_to_staff(client, app):
+    first, _ = await filed(client)
+    second, _ = await filed(client, category="garbage", description="垃圾堆了一个星期没人清运",
+                            address="徐汇区漕溪北路2号")
+    cookie = client.cookies["gl_reporter"]
+    reports = await Report.filter(case__code__in=[first, second])
+    assert len({r.person_id for r in reports}) == 1  # one browser, one person
+    assert all(r.identity.startswith("web:browser:") and cookie not in r.identity
+               for r in reports)
+    assert not await Identity.filter(key__contains=cookie).exists()
+    await create_user("id.operator", "operator-pass-1", "operator")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as staff:
+        login = await staff.get("/staff/login", headers=HTML)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        signed_in = await staff.post("/staff/login", headers=HTML, data={
+            "csrf_token": token, "username": "id.operator", "password": "operator-pass-1",
+            "next": "/staff"})
+        assert signed_in.status_code == 303
+        page = await staff.get(f"/staff/cases/{first}", headers=HTML)
+    assert page.status_code == 200 and reports[0].identity in page.text
+    assert cookie not in page.text

@@ -1,10 +1,11 @@
 """The resident pages: home, the report form and its receipt, a case's tracking page with live
 updates (server-sent events), the public list of open cases, and public photos of repairs.
 
-A web reporter is a long-lived random browser cookie (identity `web:browser:<token>`), throttled
-by the intake per person like every channel. Clearing cookies makes a new person, so every form
-post is also counted per network address (ADDRESS_LIMITS), generously: a whole housing estate
-may reach us through one address of its provider.
+A web reporter is a long-lived random browser cookie (identity `web:browser:<its SHA-256>`: what
+staff see and the database keeps cannot be replayed as the cookie), throttled by the intake per
+person like every channel. Clearing cookies makes a new person, so every form post is also
+counted per network address (ADDRESS_LIMITS), generously: a whole housing estate may reach us
+through one address of its provider.
 """
 
 from __future__ import annotations
@@ -226,7 +227,8 @@ def _submission(form: ReportForm, request: Request, lang: str, settings
     token = _reporter_token(request)
     # The same form sent twice (a double tap, a resend after a timeout) files one report.
     ref = hashlib.sha256(f"{token}:{form.form_id}".encode()).hexdigest()[:40]
-    sub = Submission(reporter=f"web:browser:{token}", channel="web", text=form.description,
+    reporter = "web:browser:" + hashlib.sha256(token.encode()).hexdigest()[:40]
+    sub = Submission(reporter=reporter, channel="web", text=form.description,
                      category=form.category, lat=lat, lng=lng, crs="wgs84",
                      address=form.address or None, language=lang, email=email, phone=phone,
                      external_ref=f"web:{ref}")
