@@ -26,6 +26,7 @@ from bot.dialogue.io import (
     Say,
     Text,
 )
+from bot.dialogue.models import DialogueState
 from bot.dialogue.store import Conflict, DbDialogueStore, RedisDialogueStore, sweep_expired
 from feedback.models import Rating
 from portal.cases.models import Case, Identity, Report, Status, Subscription
@@ -436,6 +437,11 @@ async def test_expired_drafts_are_swept(settings):
     await store.save("tg:1", {"draft": {"text": "x"}}, 0)
     assert await store.load("tg:1") == ({}, 1)
     assert await sweep_expired() == 1
+    # A process that saves sweeps by itself, at most hourly.
+    await store.save("tg:2", {"draft": {"text": "y"}}, 0)
+    fresh = DbDialogueStore(LIFETIME)
+    await fresh.save("tg:3", {}, 0)
+    assert await DialogueState.filter(identity="tg:2").count() == 0
 
 
 # ------------------------------------------------------------------------------ cases

@@ -5,7 +5,8 @@ album is several messages) never overwrite each other: the loser reloads and app
 message again.
 
 State expires after the draft lifetime the privacy notice promises
-(GRIDLINK_DIALOGUE_DRAFT_DAYS): Redis by the key's TTL, the database by `sweep_expired`.
+(GRIDLINK_DIALOGUE_DRAFT_DAYS): Redis by the key's TTL, the database by `sweep_expired` (run
+hourly by each process that saves, and fit for a scheduler).
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ class DialogueStore(Protocol):
 
 
 class DbDialogueStore:
+    # Expired rows are deleted by the process that saves, at most this often (an indexed
+    # delete), so the promised lifetime holds without a scheduler.
+    SWEEP_EVERY = timedelta(hours=1)
+
     def __init__(self, lifetime: timedelta):
         self.lifetime = lifetime
+        self._next_sweep = utcnow()
 
     async def load(self, identity: str) -> tuple[dict, int]:
         row = await DialogueState.get_or_none(identity=identity)
@@ -56,6 +62,9 @@ class DbDialogueStore:
     async def save(self, identity: str, state: dict, version: int) -> int:
         now = utcnow()
         expires = now + self.lifetime
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_EVERY
+            await sweep_expired(now)
         if version == 0:
             try:
                 await DialogueState.create(identity=identity, state=state, version=1,
@@ -78,7 +87,7 @@ class DbDialogueStore:
 
 async def sweep_expired(now: datetime | None = None) -> int:
     """Delete the database's dialogue states (unfinished reports) past their lifetime;
-    idempotent, for the scheduler. The photos of a swept draft stay on disk under their hash
+    idempotent. The photos of a swept draft stay on disk under their hash
     (a filed report may hold the same picture)."""
     return await DialogueState.filter(expires_at__lte=now or utcnow()).delete()
 
