@@ -86,7 +86,9 @@ async def test_pages_are_never_framed_sniffed_or_given_other_sites_scripts(clien
     response = await client.get("/report", headers=HTML)
     assert "img-src 'self' data: https://*.tile.example.org;" in \
         response.headers["content-security-policy"]
-    assert "img-src 'self' data: https:;" in content_policy("https://{a}.x.org/{z}/{x}/{y}")
+    assert "img-src 'self' data: https://*.is.autonavi.com;" in content_policy(
+        "https://webrd0{s}.is.autonavi.com/appmaptile?x={x}&y={y}&z={z}")
+    assert "img-src 'self' data: https:;" in content_policy("https://tiles.{r}.org/{z}/{x}/{y}")
 
 
 async def test_the_reporter_cookie_is_not_kept_or_shown_to_staff(client, app):

@@ -64,8 +64,10 @@ def content_policy(map_tile_url: str) -> str:
     tiles = ""
     parts = urlsplit(map_tile_url)
     if parts.scheme in ("http", "https") and parts.netloc:
-        # Leaflet's {s} is a subdomain (a.tile..., b.tile...).
-        host = parts.netloc.replace("{s}", "*")
+        # Leaflet's {s} picks a subdomain (a.tile..., webrd01...): a policy's wildcard stands
+        # for the whole first label only.
+        first, dot, rest = parts.netloc.partition(".")
+        host = ("*" if "{" in first else first) + dot + rest
         tiles = f" {parts.scheme}://{host}" if "{" not in host else f" {parts.scheme}:"
     return (f"default-src 'self'; img-src 'self' data:{tiles}; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
