@@ -31,6 +31,7 @@ from bot.dialogue.store import Conflict, DbDialogueStore, RedisDialogueStore, sw
 from feedback.models import Rating
 from portal.cases.models import Case, Identity, Report, Status, Subscription
 from portal.cases.models import Person as PersonRow
+from portal.cases.people import forget_identity, link_identity
 from portal.cases.service import change_status
 from portal.intake.throttle import Throttle, storage_for
 
@@ -543,6 +544,17 @@ async def test_forget_removes_the_identity_and_anonymises_reports(dialogue):
     row = await PersonRow.get(id=report.person_id)
     assert row.email is None and row.phone is None
     assert await dialogue.store.load(who.identity) == ({}, 0)
+
+
+async def test_forget_also_removes_identities_that_spell_out_contact_details(dialogue):
+    who, ports = person(26), FakePorts()
+    await _file(dialogue, who, ports, "南京东路100号门口垃圾满了", 31.2355)
+    row = await PersonRow.get()
+    await link_identity(row, "web:a@example.com")
+    await link_identity(row, "wx:oKeepMe")
+    await forget_identity(who.identity)
+    assert sorted(await Identity.all().values_list("key", flat=True)) == ["wx:oKeepMe"]
+    assert await forget_identity("tg:never-seen") == 0
 
 
 # ------------------------------------------------------------------------------ languages, hostile
