@@ -562,8 +562,10 @@ async def test_forget_also_removes_identities_that_spell_out_contact_details(dia
 
 async def test_language_switch(dialogue):
     who, ports = person(22), FakePorts()
-    replies = await dialogue.handle(who, Command("lang"), ports)
+    replies = await dialogue.handle(who, Command("start"), ports)
     replies = await dialogue.handle(who, press(button(replies, "lang", "en")), ports)
+    assert "Privacy" in text_of(replies)  # the notice again, in the language chosen
+    button(replies, "consent", "yes")
     replies = await dialogue.handle(who, Command("help"), ports)
     assert "/my" in text_of(replies) and "report a problem" in text_of(replies)
 

@@ -184,7 +184,10 @@ async def press(turn: Turn, action: str, arg: str) -> None:
         state["lang"] = arg
         turn.say(turn.t("I will write in English from now on.") if arg == "en"
                  else turn.t("I will write in Chinese from now on."))
-        if state.get("draft"):
+        if not state.get("consent"):
+            # The privacy notice again, in the language chosen.
+            welcome.start(turn)
+        elif state.get("draft"):
             report.ask_next(turn)
     elif action == "cat":
         report.choose_category(turn, arg)
