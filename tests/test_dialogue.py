@@ -73,6 +73,9 @@ async def store(settings, state_url):
     else:
         s = DbDialogueStore(LIFETIME)
     yield s
+    if state_url:
+        async for key in s.redis.scan_iter(match=f"{s.prefix}:*"):
+            await s.redis.delete(key)
     await s.close()
 
 
