@@ -30,44 +30,66 @@ async def test_odd_digits_in_ids_and_cursors_are_no_number(client, number):
         assert (await client.get(path, headers=HTML)).status_code == 404, path
 
 
-async def _first_stream_bytes(app, path: str, query: bytes, headers: list) -> bytes:
-    """The first bytes of an event stream that carry a `case` message, at the ASGI level."""
-    got, gone, body = asyncio.Event(), asyncio.Event(), []
+class Stream:
+    """An event stream opened at the ASGI level from `host`, held open until `close()`."""
 
-    async def receive():
-        await gone.wait()
+    def __init__(self, app, path: str, query: bytes = b"", headers: list = (),
+                 host: str = "127.0.0.1"):
+        self.got, self.gone, self.body = asyncio.Event(), asyncio.Event(), []
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                 "query_string": query, "root_path": "",
+                 "headers": [(b"host", b"testserver"), *headers],
+                 "client": (host, 50000), "server": ("testserver", 80)}
+        self.call = asyncio.create_task(app(scope, self._receive, self._send))
+
+    async def _receive(self):
+        await self.gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message):
+    async def _send(self, message):
         if message["type"] == "http.response.body":
-            body.append(message.get("body", b""))
-            if b"event: case" in b"".join(body):
-                got.set()
+            self.body.append(message.get("body", b""))
+            if b"event: case" in b"".join(self.body):
+                self.got.set()
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": query, "root_path": "",
-             "headers": [(b"host", b"testserver"), *headers],
-             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
-    call = asyncio.create_task(app(scope, receive, send))
-    waiting = asyncio.create_task(got.wait())
-    await asyncio.wait({call, waiting}, timeout=pages.STREAM_LIFETIME_S,
-                       return_when=asyncio.FIRST_COMPLETED)
-    waiting.cancel()
-    gone.set()
-    await asyncio.wait_for(call, pages.STREAM_LIFETIME_S)  # raises what the endpoint raised
-    return b"".join(body)
+    async def first_message(self) -> bytes:
+        """The bytes up to the first `case` message, or all there were if the stream ended."""
+        waiting = asyncio.create_task(self.got.wait())
+        await asyncio.wait({self.call, waiting}, timeout=pages.STREAM_LIFETIME_S,
+                           return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        return b"".join(self.body)
+
+    async def close(self) -> None:
+        self.gone.set()
+        await asyncio.wait_for(self.call, pages.STREAM_LIFETIME_S)  # raises what it raised
 
 
 @pytest.mark.parametrize("where", ["query", "header"])
 async def test_an_odd_last_event_id_streams_the_whole_timeline(app, client, where):
     code, _ = await filed(client)
-    body = await _first_stream_bytes(
-        app, f"/cases/{code}/events", b"after=%C2%B2" if where == "query" else b"",
-        [(b"last-event-id", "²".encode("latin-1"))] if where == "header" else [])
+    stream = Stream(app, f"/cases/{code}/events", b"after=%C2%B2" if where == "query" else b"",
+                    [(b"last-event-id", "²".encode("latin-1"))] if where == "header" else [])
+    body = await stream.first_message()
+    await stream.close()
     [data] = [line[len("data: "):] for line in body.decode().splitlines()
               if line.startswith("data: ")]
     assert [e["title"] for e in json.loads(data)["entries"]] == ["已反映"]
+
+
+async def test_one_address_cannot_take_every_live_update(app, client, monkeypatch):
+    code, _ = await filed(client)
+    monkeypatch.setattr(pages, "MAX_STREAMS_PER_ADDRESS", 1)
+    held = Stream(app, f"/cases/{code}/events", host="127.0.0.1")
+    assert b"event: case" in await held.first_message()
+    refused = await client.get(f"/cases/{code}/events")  # the same address (127.0.0.1)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "60"
+    elsewhere = Stream(app, f"/cases/{code}/events", host="10.1.2.3")
+    assert b"event: case" in await elsewhere.first_message()
+    await held.close()
+    await elsewhere.close()
+    assert not app.state.address_streams and app.state.open_streams == 0
 
 
 async def test_pages_are_never_framed_sniffed_or_given_other_sites_scripts(client, settings):

@@ -17,6 +17,7 @@ import hmac
 import math
 import re
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -58,6 +59,8 @@ STREAM_RETRY_MS = 2000
 # Open streams per server process (each reads the database every STREAM_POLL_S); past this a
 # stream is refused with 503 and the page simply stays as loaded.
 MAX_STREAMS = 1000
+# Of which from one network address: one client cannot take them all.
+MAX_STREAMS_PER_ADDRESS = 50
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 # Row ids and cursors in paths and queries: ASCII digits only (str.isdigit also takes "²" and
@@ -260,6 +263,10 @@ def _wait_text(lang: str, seconds: int) -> str:
         time=local_time(at, "%H:%M"), m=minutes)
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
 async def _address_wait(request: Request, kind: str) -> int | None:
     """Count one post of `kind` from the client's address; seconds to wait when over."""
     state = request.app.state
@@ -269,8 +276,7 @@ async def _address_wait(request: Request, kind: str) -> int | None:
                                  namespace=f"gridlink:web-{k}")
                      for k, limits in ADDRESS_LIMITS.items()}
         state.web_address_throttles = throttles
-    host = request.client.host if request.client else "-"
-    wait = await throttles[kind].hit(host)
+    wait = await throttles[kind].hit(_address(request))
     return int(wait) if wait is not None else None
 
 
@@ -410,7 +416,9 @@ def _last_event_id(request: Request) -> int:
 async def _stream_room(request: Request, response: Response) -> None:
     """Runs before the stream starts (the generator's own code runs only once it streams)."""
     response.headers["Content-Language"] = page_language(request)
-    if getattr(request.app.state, "open_streams", 0) >= MAX_STREAMS:
+    state = request.app.state
+    if getattr(state, "open_streams", 0) >= MAX_STREAMS or getattr(
+            state, "address_streams", {}).get(_address(request), 0) >= MAX_STREAMS_PER_ADDRESS:
         raise HTTPException(503, gettext_for(page_language(request))(
             _("Too many people are following cases live right now. Reload the page to see "
               "the latest.")), headers={"Retry-After": "60"})
@@ -427,12 +435,19 @@ async def case_events(request: Request, case: Case = Depends(_case)
     end = asyncio.get_running_loop().time() + STREAM_LIFETIME_S
     state = request.app.state
     state.open_streams = getattr(state, "open_streams", 0) + 1
+    if not hasattr(state, "address_streams"):
+        state.address_streams = Counter()
+    address = _address(request)
+    state.address_streams[address] += 1
     try:
         yield ServerSentEvent(comment="gridlink", retry=STREAM_RETRY_MS)
         async for message in _case_changes(case.id, last, lang, end):
             yield message
     finally:
         state.open_streams -= 1
+        state.address_streams[address] -= 1
+        if not state.address_streams[address]:
+            del state.address_streams[address]
 
 
 async def _case_changes(case_id: int, last: int, lang: str, end: float
