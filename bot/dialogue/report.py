@@ -30,6 +30,8 @@ from portal.settings import Settings
 DRAFT_ID_BYTES = 8
 # Receipts remembered for presses of an already sent report's buttons.
 KEEP_SENT = 5
+# Albums of a draft remembered as answered (an album's photos arrive within seconds).
+KEEP_ALBUMS = 10
 # A house number right after a road name: "100号", "1083弄".
 _NUMBER = re.compile(r"\s*\d{1,5}\s*(?:号|弄|號)")
 
@@ -152,7 +154,9 @@ async def on_photo(turn: Turn, photo: Photo) -> None:
     key = photo_key(photo)
     group = clean(photo.group, 100) or None
     first_of_album = group is not None and group not in d["albums"]
-    if group is not None and len(d["albums"]) < 20:
+    if first_of_album:
+        if len(d["albums"]) >= KEEP_ALBUMS:
+            del d["albums"][next(iter(d["albums"]))]
         d["albums"][group] = 1
     kept = {p["key"] for p in d["photos"]} | {p["key"] for p in d["pending"]}
     if key in kept:
