@@ -177,6 +177,22 @@ async def test_an_update_delivered_twice_is_processed_once(tg: Bot):
     assert (row.status, row.attempts) == ("done", 1)
 
 
+async def test_a_burst_with_redeliveries_is_processed_once_each(tg: Bot):
+    """Telegram delivers over parallel connections: claims arriving together share a
+    statement, and a redelivery inside the same burst is still refused."""
+    import asyncio
+
+    users = [new_user() for _ in range(6)]
+    updates = [tg.fake.command(u, "help") for u in users]
+    answers = await asyncio.gather(*(tg.fake.deliver(u) for u in updates + updates[:3]))
+    await tg.channel.drain()
+    assert all(a.status_code == 200 for a in answers)
+    assert sorted(a.json()["detail"] for a in answers) == ["accepted"] * 6 + [
+        "received before"] * 3
+    assert all(len(tg.fake.sent(u.id)) == 1 for u in users)
+    assert await TelegramUpdate.filter(status="done").count() == 6
+
+
 async def test_a_stale_pending_update_is_finished_by_the_sweep(tg: Bot):
     """A process died after claiming an update: the sweep of another one handles it."""
     from datetime import UTC, datetime, timedelta

@@ -21,6 +21,9 @@ from portal.settings import Settings
 log = logging.getLogger("gridlink.telegram")
 
 SWEEP_EVERY_S = 60.0
+# Updates handled at once by one process. More would only queue for the database inside the
+# handlers, and the webhook's own claim would queue behind them (Telegram waits for that answer).
+HANDLING_SLOTS = 4
 # Update ids are signed 64-bit in the inbox; Telegram's are far smaller.
 MAX_UPDATE_ID = 2**63 - 1
 
@@ -37,6 +40,8 @@ class TelegramChannel:
         self.gate = gate
         self.secret = settings.telegram_webhook_secret
         self.tasks: set[asyncio.Task] = set()
+        self.slots = asyncio.Semaphore(HANDLING_SLOTS)
+        self.claims = inbox.Claims(bot.id)
         self._sweeper: asyncio.Task | None = None
 
     @classmethod
@@ -62,7 +67,7 @@ class TelegramChannel:
     async def ingest(self, payload: dict) -> bool:
         """False for an update received before (nothing is done). Raises InvalidUpdate."""
         update = self.parse(payload)
-        row_id = await inbox.claim(self.bot.id, update.update_id, payload)
+        row_id = await self.claims.claim(update.update_id, payload)
         if row_id is None:
             return False
         self._spawn(row_id, update)
@@ -74,6 +79,10 @@ class TelegramChannel:
         task.add_done_callback(self.tasks.discard)
 
     async def _process(self, row_id: int, update: Update) -> None:
+        async with self.slots:
+            await self._handle(row_id, update)
+
+    async def _handle(self, row_id: int, update: Update) -> None:
         try:
             result = await self.dp.feed_update(self.bot, update)
             if isinstance(result, Outcome) and result.status == "failed":
