@@ -39,7 +39,7 @@ _NUMBER = re.compile(r"\s*\d{1,5}\s*(?:号|弄|號)")
 def new_draft() -> dict:
     return {"id": secrets.token_hex(DRAFT_ID_BYTES), "text": "", "category": None,
             "suggested": [], "lat": None, "lng": None, "crs": "wgs84", "venue": None,
-            "address": None, "photos": [], "pending": [], "albums": {}, "dropped": 0,
+            "address": None, "photos": [], "pending": [], "albums": [], "dropped": 0,
             "asked": None}
 
 
@@ -155,9 +155,8 @@ async def on_photo(turn: Turn, photo: Photo) -> None:
     group = clean(photo.group, 100) or None
     first_of_album = group is not None and group not in d["albums"]
     if first_of_album:
-        if len(d["albums"]) >= KEEP_ALBUMS:
-            del d["albums"][next(iter(d["albums"]))]
-        d["albums"][group] = 1
+        # A list: PostgreSQL's jsonb keeps no order of an object's keys.
+        d["albums"] = [*d["albums"], group][-KEEP_ALBUMS:]
     kept = {p["key"] for p in d["photos"]} | {p["key"] for p in d["pending"]}
     if key in kept:
         if group is None:
@@ -289,12 +288,18 @@ def summary(turn: Turn, d: dict) -> str:
 # ------------------------------------------------------------------------------ buttons
 
 
+def sent_reports(state: dict) -> list:
+    """[draft id, case code] of the last reports sent."""
+    sent = state.get("sent")
+    return sent if isinstance(sent, list) else []
+
+
 def stale(turn: Turn, draft_id: str) -> bool:
     """A button of another report than the one being written: says so and answers True."""
     d = turn.state.get("draft")
     if d and d["id"] == draft_id:
         return False
-    code = (turn.state.get("sent") or {}).get(draft_id)
+    code = next((c for i, c in sent_reports(turn.state) if i == draft_id), None)
     if code:
         turn.say(turn.t("That report was already sent: case {code}.").format(code=code))
     else:
@@ -364,10 +369,8 @@ async def send(turn: Turn, draft_id: str) -> None:
         turn.say(t(exc.message))
         ask_next(turn)
         return
-    sent = turn.state.setdefault("sent", {})
-    sent[d["id"]] = receipt.case_code
-    for old in list(sent)[:-KEEP_SENT]:
-        del sent[old]
+    # (draft id, case code) pairs, newest last.
+    turn.state["sent"] = [*sent_reports(turn.state), [d["id"], receipt.case_code]][-KEEP_SENT:]
     del turn.state["draft"]
     url = f"{turn.settings.public_base_url.rstrip('/')}/cases/{receipt.case_code}"
     turn.say(receipt.message + "\n" + t("You will hear here how it goes. /my lists your cases."),
