@@ -27,3 +27,16 @@ async def test_simultaneous_reports_of_one_problem_make_one_case(settings, throt
     assert case.report_count == 5 and case.reporter_count == 5
     assert await Case.all().count() == 1
     assert await Report.all().count() == 5
+
+
+async def test_one_submission_delivered_twice_at_once_is_filed_once(settings, throttle):
+    # A channel that retries (a webhook redelivery, a double tap) can race its own first try.
+    subs = [Submission(reporter=f"tg:{950 + n}", channel="telegram", text="南京东路100号垃圾满了",
+                       category="garbage", lat=31.2401, lng=121.4852, received_at=T0,
+                       external_ref=f"tg-update:{n}")
+            for n in range(3)]
+    receipts = await asyncio.gather(*(submit(s, throttle=throttle, settings=settings)
+                                      for s in subs for _twice in range(2)))
+    assert len({r.report_id for r in receipts}) == 3
+    assert sum(r.duplicate_delivery for r in receipts) == 3
+    assert await Report.all().count() == 3

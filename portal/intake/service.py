@@ -29,6 +29,7 @@ from portal.cases.models import (
     Identity,
     Person,
     Photo,
+    Report,
     Status,
 )
 from portal.cases.service import SHANGHAI, CaseError, merge_cases, utcnow
@@ -492,8 +493,10 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
                 if first:
                     await _count_new_report(throttle, person_id, sub.language)
     except IntegrityError:
-        if first and await Identity.exists(key=sub.reporter):
-            # Two first reports of one identity at once: the other created the person.
+        # Two first reports of one identity at once (the other created the person), or two
+        # deliveries of one submission at once (the other filed it): the retry finds theirs.
+        if (first and await Identity.exists(key=sub.reporter)) or (
+                sub.external_ref and await Report.exists(external_ref=sub.external_ref)):
             return await submit(sub, throttle=throttle, settings=settings)
         raise
     return await _receipt(db, report_id, join, case, sub.language, codes=codes)
