@@ -135,3 +135,24 @@ async def test_the_reporter_cookie_is_not_kept_or_shown_to_staff(client, app):
         page = await staff.get(f"/staff/cases/{first}", headers=HTML)
     assert page.status_code == 200 and reports[0].identity in page.text
     assert cookie not in page.text
+
+
+async def test_over_https_a_csrf_cookie_planted_by_a_sibling_host_is_not_taken(client, settings):
+    """Another host of the site can set a plain cookie for the whole domain: one it fetched a
+    form token for itself. Over https the token's cookie is __Host-, which no other host sets."""
+    settings.secure_cookies = True
+    own = await client.get("/report", headers=HTML)
+    [set_cookie] = [c for c in own.headers.get_list("set-cookie") if "csrf" in c]
+    assert set_cookie.startswith("__Host-gl_csrf=") and "Secure" in set_cookie
+    assert "Path=/;" in set_cookie and "Domain" not in set_cookie
+    value = set_cookie.split(";")[0].split("=", 1)[1]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', own.text).group(1)
+    form = {"csrf_token": token, "category": "garbage", "description": "垃圾堆了一个星期没人清运",
+            "address": "徐汇区漕溪北路2号", "form_id": "p" * 20}
+    client.cookies.clear()
+    planted = await client.post("/report", data=form, headers={**HTML,
+                                                                "Cookie": f"gl_csrf={value}"})
+    assert planted.status_code == 403
+    own_cookie = await client.post("/report", data=form, headers={
+        **HTML, "Cookie": f"__Host-gl_csrf={value}"})
+    assert own_cookie.status_code == 303
