@@ -206,7 +206,9 @@ async def main_async(args) -> None:
                         telegram_webhook_secret=SECRET, telegram_api_base=fake.base,
                         telegram_flood="100000/second", redis_url=args.redis_url)
     rng = random.Random(args.seed)
-    users = [User(200_000_000 + i, "U", "zh-hans") for i in range(args.users)]
+    # Fresh ids each run: dialogue state and flood counters in Redis outlive a run.
+    first = random.SystemRandom().randrange(10**8, 9 * 10**8)
+    users = [User(first + i, "U", "zh-hans") for i in range(args.users)]
     try:
         g_rate, g_lat, updates = await run_gridlink(settings, fake, users, args.concurrency, rng)
         e_rate, e_lat = await run_echo(fake, updates, len(users), args.concurrency)

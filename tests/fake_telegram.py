@@ -137,6 +137,8 @@ class FakeTelegram:
         return self.base
 
     async def stop(self) -> None:
+        # Long polls still held (a poller that was stopped) answer now, empty.
+        self._queued.set()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.http is not None and getattr(self, "_own_http", False):

@@ -488,3 +488,66 @@ async def test_callback_data_of_every_button_fits_in_64_bytes(tg: Bot):
     assert all(0 < len(d.encode()) <= 64 for d in data)
     # The fake refuses longer data (BUTTON_DATA_INVALID): no call was refused for it.
     assert not any(p.get("reply_markup") and "BUTTON" in str(p) for _m, p in tg.fake.calls)
+
+
+# The commands.
+
+async def _gridlink(settings: Settings, *args: str, env: dict | None = None):
+    import asyncio
+    import os
+    import sys
+
+    full_env = {**os.environ, "GRIDLINK_DATABASE_URL": settings.database_url,
+                "GRIDLINK_MEDIA_DIR": str(settings.media_dir),
+                "GRIDLINK_TELEGRAM_BOT_TOKEN": settings.telegram_bot_token,
+                "GRIDLINK_TELEGRAM_API_BASE": settings.telegram_api_base, **(env or {})}
+    # A subprocess the loop does not wait on: the fake answers it from this very loop.
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "portal.cli", "telegram", *args, env=full_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+
+async def test_set_webhook_registers_the_url_with_the_secret(tg_settings: Settings,
+                                                             fake: FakeTelegram):
+    proc = await _gridlink(tg_settings, "set-webhook", "https://example.org/bot/telegram/webhook",
+                           env={"GRIDLINK_TELEGRAM_WEBHOOK_SECRET": SECRET})
+    out = (await proc.communicate())[0].decode()
+    assert proc.returncode == 0, out
+    assert "https://example.org/bot/telegram/webhook" in out
+    call, = fake.calls_of("setWebhook")
+    assert call["secret_token"] == SECRET
+    assert call["allowed_updates"] == ["message", "callback_query"]
+    # Without a secret it refuses to register a webhook that would refuse every update.
+    proc = await _gridlink(tg_settings, "set-webhook", "https://example.org/x",
+                           env={"GRIDLINK_TELEGRAM_WEBHOOK_SECRET": ""})
+    out = (await proc.communicate())[0].decode()
+    assert proc.returncode == 1 and "SECRET" in out
+
+
+async def test_polling_feeds_the_same_inbox(tg_settings: Settings, fake: FakeTelegram):
+    import asyncio
+    import signal
+    import time
+
+    fake.webhook_url = "https://example.org/set-by-someone-earlier"
+    user = new_user("en")
+    proc = await _gridlink(tg_settings, "poll")
+    try:
+        deadline = time.monotonic() + 60
+        # The poller takes the webhook down first (getUpdates is refused while one is set).
+        while not fake.calls_of("deleteWebhook"):
+            assert time.monotonic() < deadline and proc.returncode is None
+            await asyncio.sleep(0.05)
+        await fake.deliver(fake.command(user, "start"))
+        while not fake.sent(user.id):
+            assert time.monotonic() < deadline, "the poller did not answer"
+            assert proc.returncode is None
+            await asyncio.sleep(0.05)
+        assert "Privacy" in fake.last(user.id)["text"]
+        row = await TelegramUpdate.get()
+        assert row.status in ("pending", "done")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out

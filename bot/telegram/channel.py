@@ -123,9 +123,9 @@ class TelegramChannel:
                 log.exception("telegram inbox sweep failed")
             await asyncio.sleep(SWEEP_EVERY_S)
 
-    def start(self) -> None:
+    def start(self, *, webhook: bool = True) -> None:
         self._sweeper = asyncio.create_task(self._sweep_forever())
-        if not self.secret:
+        if webhook and not self.secret:
             log.warning("Telegram webhook is off: GRIDLINK_TELEGRAM_WEBHOOK_SECRET is not set "
                         "(use `gridlink telegram poll`).")
 

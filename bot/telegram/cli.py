@@ -29,12 +29,17 @@ def telegram() -> None:
 @telegram.command()
 def poll() -> None:
     """Fetch updates with getUpdates (no webhook needed); stop with Ctrl-C."""
+    from aiogram.exceptions import TelegramAPIError
+
     settings = get_settings()
     _need_token(settings)
     try:
         asyncio.run(_poll(settings))
     except KeyboardInterrupt:
         pass
+    except TelegramAPIError as exc:
+        click.echo(f"Telegram refused: {exc.message}", err=True)
+        sys.exit(1)
 
 
 async def _poll(settings: Settings) -> None:
@@ -51,7 +56,7 @@ async def _poll(settings: Settings) -> None:
         await channel.bot.delete_webhook()
         me = await channel.bot.me()
         click.echo(f"Polling as @{me.username}; Ctrl-C stops.")
-        channel.start()
+        channel.start(webhook=False)
         offset = None
         while True:
             updates = await channel.bot.get_updates(offset=offset, timeout=25,
@@ -70,13 +75,19 @@ async def _poll(settings: Settings) -> None:
 @click.argument("url")
 def set_webhook(url: str) -> None:
     """Tell Telegram to deliver updates to URL (…/bot/telegram/webhook), with the secret."""
+    from aiogram.exceptions import TelegramAPIError
+
     settings = get_settings()
     _need_token(settings)
     if not settings.telegram_webhook_secret:
         click.echo("GRIDLINK_TELEGRAM_WEBHOOK_SECRET is not set: the webhook would refuse "
                    "every update.", err=True)
         sys.exit(1)
-    info = asyncio.run(_set_webhook(settings, url))
+    try:
+        info = asyncio.run(_set_webhook(settings, url))
+    except TelegramAPIError as exc:
+        click.echo(f"Telegram refused: {exc.message}", err=True)
+        sys.exit(1)
     click.echo(f"Webhook: {info.url} (pending updates: {info.pending_update_count})")
     if info.last_error_message:
         click.echo(f"Telegram's last delivery error: {info.last_error_message}")
