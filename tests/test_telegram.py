@@ -517,6 +517,11 @@ async def test_set_webhook_registers_the_url_with_the_secret(tg_settings: Settin
     call, = fake.calls_of("setWebhook")
     assert call["secret_token"] == SECRET
     assert call["allowed_updates"] == ["message", "callback_query"]
+    # The command menu, in Chinese by default and in English.
+    zh, en = fake.calls_of("setMyCommands")
+    assert "language_code" not in zh and en["language_code"] == "en"
+    assert {"command": "my", "description": "我的案件"} in zh["commands"]
+    assert {"command": "my", "description": "My cases"} in en["commands"]
     # Without a secret it refuses to register a webhook that would refuse every update.
     proc = await _gridlink(tg_settings, "set-webhook", "https://example.org/x",
                            env={"GRIDLINK_TELEGRAM_WEBHOOK_SECRET": ""})

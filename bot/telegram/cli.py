@@ -10,6 +10,7 @@ import sys
 import click
 
 from portal import db
+from portal.i18n import _, gettext_for
 from portal.settings import Settings, get_settings
 
 log = logging.getLogger("gridlink.telegram")
@@ -93,10 +94,24 @@ def set_webhook(url: str) -> None:
         click.echo(f"Telegram's last delivery error: {info.last_error_message}")
 
 
+# The command menu Telegram shows next to the message field.
+MENU = (("start", _("Start, privacy notice")), ("my", _("My cases")),
+        ("case", _("Look up a case by its number")), ("cancel", _("Drop the report I am writing")),
+        ("lang", _("Language: 中文 or English")), ("forget", _("Remove my chat ID and contact details")),
+        ("help", _("What the bot can do")))
+
+
 async def _set_webhook(settings: Settings, url: str):
+    from aiogram.types import BotCommand
+
     from bot.telegram.setup import ALLOWED_UPDATES, build_bot
 
     async with build_bot(settings) as bot:
         await bot.set_webhook(url=url, secret_token=settings.telegram_webhook_secret,
                               allowed_updates=ALLOWED_UPDATES, max_connections=40)
+        # Chinese by default, English for people whose Telegram is in English.
+        for language, code in (("zh-CN", None), ("en", "en")):
+            t = gettext_for(language)
+            await bot.set_my_commands([BotCommand(command=c, description=t(d)) for c, d in MENU],
+                                      language_code=code)
         return await bot.get_webhook_info()
