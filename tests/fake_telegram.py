@@ -104,6 +104,8 @@ class FakeTelegram:
 
     def __post_init__(self):
         self.files: dict[str, tuple[str, str, bytes]] = {}  # file_id -> (unique id, path, bytes)
+        # Files whose download answers 404 (expired at Telegram).
+        self.gone: set[str] = set()
         self.chats: dict[int, dict] = {}
         # Per chat, every message both ways, in order (the page shows these).
         self.transcript: dict[int, list[dict]] = {}
@@ -457,8 +459,8 @@ class FakeTelegram:
             return web.json_response({"ok": False, "error_code": 401,
                                       "description": "Unauthorized"}, status=401)
         path = request.match_info["path"]
-        for _unique, file_path, data in self.files.values():
-            if file_path == path:
+        for file_id, (_unique, file_path, data) in self.files.items():
+            if file_path == path and file_id not in self.gone:
                 return web.Response(body=data, content_type="image/jpeg")
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"},
                                  status=404)
