@@ -383,6 +383,14 @@ async def test_a_rate_limited_reply_fails_with_a_reference(tg: Bot, caplog):
     assert row.error_ref in tg.fake.last(user.id)["text"]
 
 
+async def test_a_short_rate_limit_is_waited_out(tg: Bot):
+    user = new_user("en")
+    tg.fake.fail(user.id, "429", retry_after=1, times=1, methods={"sendmessage"})
+    await tg.send(tg.fake.command(user, "start"))
+    assert "Privacy" in tg.fake.last(user.id)["text"]
+    assert len(tg.fake.calls_of("sendMessage")) == 2  # refused once, then sent
+
+
 async def test_a_handler_failure_shows_a_reference(tg: Bot, caplog):
     """The dialogue's store goes away mid-conversation (a database error inside the handler)."""
     tg.expect_failures = True

@@ -1,14 +1,17 @@
-"""Flood control: a person who sends too much too fast gets one polite warning, and what they
-send past the limits is dropped (not queued) until they slow down."""
+"""Flood control both ways: a person who sends too much too fast gets one polite warning, and
+what they send past the limits is dropped (not queued) until they slow down; a reply Telegram
+refuses with a short "retry after" is sent again once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.exceptions import TelegramAPIError
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware
+from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
 from bot.dialogue.turn import language_of
@@ -60,3 +63,20 @@ class FloodControl(BaseMiddleware):
             elif verdict == "warn" and isinstance(event, Message):
                 await event.answer(text)
         return None
+
+
+class RetryAfterOnce(BaseRequestMiddleware):
+    """A Bot API call refused with 429 is made again after the wait Telegram asks for, once and
+    only when it is short; a longer wait fails the update (with a reference, see errors.py)
+    rather than hold a handling slot."""
+
+    MAX_WAIT_S = 2
+
+    async def __call__(self, make_request, bot, method):
+        try:
+            return await make_request(bot, method)
+        except TelegramRetryAfter as exc:
+            if exc.retry_after > self.MAX_WAIT_S:
+                raise
+            await asyncio.sleep(exc.retry_after)
+            return await make_request(bot, method)

@@ -11,7 +11,7 @@ from bot.dialogue.io import Ports
 from bot.telegram import errors
 from bot.telegram.adapter import private_router
 from bot.telegram.groups import group_router
-from bot.telegram.middlewares import FloodControl, FloodGate
+from bot.telegram.middlewares import FloodControl, FloodGate, RetryAfterOnce
 from portal.intake.throttle import Throttle, storage_for
 from portal.settings import Settings
 
@@ -21,7 +21,9 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 
 def build_bot(settings: Settings) -> Bot:
     api = TelegramAPIServer.from_base(settings.telegram_api_base)
-    return Bot(settings.telegram_bot_token, session=AiohttpSession(api=api, timeout=30))
+    session = AiohttpSession(api=api, timeout=30)
+    session.middleware(RetryAfterOnce())
+    return Bot(settings.telegram_bot_token, session=session)
 
 
 def flood_gate(settings: Settings) -> FloodGate:
