@@ -589,3 +589,53 @@ async def test_polling_feeds_the_same_inbox(tg_settings: Settings, fake: FakeTel
         out = (await asyncio.wait_for(proc.communicate(), 30))[0].decode()
     assert proc.returncode == 0, out
     assert "Traceback" not in out
+
+
+async def test_a_real_server_answers_through_the_webhook(empty_database_url: str, tmp_path,
+                                                         fake: FakeTelegram):
+    """`gridlink serve` with the bot on (two worker processes on PostgreSQL, so either takes
+    the next step of a conversation; SQLite has one writer): real HTTP deliveries, and the
+    server stops cleanly."""
+    import asyncio
+    import time
+
+    from tests.live import live_server
+
+    env = {"GRIDLINK_TELEGRAM_BOT_TOKEN": TOKEN, "GRIDLINK_TELEGRAM_WEBHOOK_SECRET": SECRET,
+           "GRIDLINK_TELEGRAM_API_BASE": fake.base,
+           # A script answers faster than a person: flood control would drop its steps.
+           "GRIDLINK_TELEGRAM_FLOOD": "1000/second"}
+    user = new_user("en")
+    workers = 2 if empty_database_url.startswith("postgres") else 1
+    with live_server(empty_database_url, tmp_path, workers=workers, env=env) as base:
+        fake.webhook_url, fake.webhook_secret = f"{base}/bot/telegram/webhook", SECRET
+
+        async def step(update: dict, done) -> None:
+            r = await fake.deliver(update)
+            assert r.status_code == 200
+            deadline = time.monotonic() + 30
+            while not (fake.sent(user.id) and done(fake.last(user.id))):
+                assert time.monotonic() < deadline, fake.texts(user.id)
+                await asyncio.sleep(0.02)
+
+        def has(prefix):
+            return lambda m: prefix in json.dumps(m.get("reply_markup"))
+
+        await step(fake.command(user, "start"), lambda m: "Privacy" in m["text"])
+        await step(fake.press(user, data="d:consent:yes"), lambda m: "Describe" in m["text"])
+        await step(fake.text(user, "Broken street light at People's Square"), has("d:cat:"))
+        await step(fake.press(user, data=next(
+            d for d in reversed(markup_data(fake)) if d.startswith("d:cat:"))),
+            has("request_location"))
+        await step(fake.location(user, *SQUARE), has("d:send:"))
+        await step(fake.press(user, data=next(
+            d for d in reversed(markup_data(fake)) if d.startswith("d:send:"))),
+            lambda m: "case GL-" in m["text"])
+        code = fake.last(user.id)["text"].split("case ")[1].split(".")[0]
+        page = await fake.http.get(f"{base}/cases/{code}")
+        assert page.status_code == 200 and "street light" in page.text
+        wrong = await fake.deliver(fake.command(user, "my"), secret="nope")
+        assert wrong.status_code == 401
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert "Traceback" not in log and "ERROR" not in log
+    assert "Unclosed client session" not in log
