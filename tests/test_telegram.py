@@ -395,7 +395,7 @@ async def test_a_handler_failure_shows_a_reference(tg: Bot, caplog):
     """The dialogue's store goes away mid-conversation (a database error inside the handler)."""
     tg.expect_failures = True
     user = new_user("en")
-    store = tg.channel.dp["dialogue"].store
+    store = tg.channel.dialogue.store
 
     async def broken(identity):
         raise RuntimeError("database gone")

@@ -33,11 +33,12 @@ class InvalidUpdate(ValueError):
 
 
 class TelegramChannel:
-    def __init__(self, settings: Settings, bot: Bot, dp: Dispatcher, gate: FloodGate):
+    def __init__(self, settings: Settings, bot: Bot, dp: Dispatcher, gate: FloodGate, dialogue):
         self.settings = settings
         self.bot = bot
         self.dp = dp
         self.gate = gate
+        self.dialogue = dialogue
         self.secret = settings.telegram_webhook_secret
         self.tasks: set[asyncio.Task] = set()
         self.slots = asyncio.Semaphore(HANDLING_SLOTS)
@@ -53,7 +54,8 @@ class TelegramChannel:
         gate = flood_gate(settings)
         dialogue = Dialogue(settings, throttle, store_for(settings))
         ports = TelegramPorts(bot, settings.max_photo_bytes)
-        return cls(settings, bot, build_dispatcher(settings, dialogue, ports, gate), gate)
+        return cls(settings, bot, build_dispatcher(settings, dialogue, ports, gate), gate,
+                   dialogue)
 
     def parse(self, payload: dict) -> Update:
         try:
@@ -135,3 +137,4 @@ class TelegramChannel:
             await asyncio.gather(self._sweeper, return_exceptions=True)
         await self.drain()
         await self.bot.session.close()
+        await self.dialogue.store.close()
