@@ -15,7 +15,7 @@ from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
 MODEL_MODULES = ["portal.cases.models", "portal.staff.models", "bot.dialogue.models",
-                 "bot.telegram.models", "feedback.models"]
+                 "bot.telegram.models", "bot.wechat.models", "feedback.models"]
 
 log = logging.getLogger("gridlink.db")
 

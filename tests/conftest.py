@@ -71,8 +71,9 @@ async def database_url(request, tmp_path_factory) -> str:
         await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
 
 
-TABLES = ("rating", "dialogue_state", "telegram_update", "photo", "subscription", "case_event", "case_key", "report", "case_", "identity",
-          "person", "address_point", "daily_counter", "staff_session", "staff_user",
+TABLES = ("rating", "dialogue_state", "telegram_update", "wechat_message", "wechat_contact",
+          "wechat_token", "photo", "subscription", "case_event", "case_key", "report", "case_",
+          "identity", "person", "address_point", "daily_counter", "staff_session", "staff_user",
           "api_key")
 
 

@@ -282,4 +282,41 @@ class Migration(migrations.Migration):
             options={'table': 'telegram_update', 'app': 'portal', 'unique_together': (('bot_id', 'update_id'),), 'indexes': [Index(fields=['status', 'claimed_at'])], 'pk_attr': 'id', 'table_description': 'The inbox. The unique (bot_id, update_id) turns a redelivery into a no-op, and the payload'},
             bases=['Model'],
         ),
+        ops.CreateModel(
+            name='WeChatContact',
+            fields=[
+                ('openid', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=64)),
+                ('subscribed', fields.BooleanField(default=True)),
+                ('last_inbound_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('sent_since_inbound', fields.IntField(default=0)),
+                ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
+            ],
+            options={'table': 'wechat_contact', 'app': 'portal', 'pk_attr': 'openid', 'table_description': 'What decides how we may write to a follower: the customer-service API only within 48'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='WeChatMessage',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('key', fields.CharField(unique=True, max_length=160)),
+                ('openid', fields.CharField(max_length=64)),
+                ('status', fields.CharField(default='pending', max_length=8)),
+                ('reply', fields.TextField(null=True, unique=False)),
+                ('received_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'wechat_message', 'app': 'portal', 'pk_attr': 'id', 'table_description': 'Messages and events as received. WeChat retries a message it got no answer to within'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='WeChatToken',
+            fields=[
+                ('app_id', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=64)),
+                ('token', fields.TextField(unique=False)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('lease_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'wechat_token', 'app': 'portal', 'pk_attr': 'app_id', 'table_description': 'The access token, shared by all processes when Redis is not configured.'},
+            bases=['Model'],
+        ),
     ]
