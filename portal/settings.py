@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     telegram_flood: str = "3/second;30/minute"
     telegram_flood_warn: str = "1/minute"
 
+    # WeChat Official Account (bot/wechat). No token: the account's message server is off.
+    # With an AES key the server speaks safe mode (encrypted), else plain mode.
+    wechat_token: str = ""
+    wechat_app_id: str = ""
+    wechat_app_secret: str = ""
+    wechat_aes_key: str = ""
+    # WeChat's API, or the test fake (tests/fake_wechat.py).
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_http_timeout: float = 5.0
+    # The template message used for progress updates outside the 48-hour reply window.
+    wechat_update_template_id: str = ""
+
 
 @lru_cache
 def get_settings() -> Settings:
