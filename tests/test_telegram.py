@@ -433,6 +433,39 @@ async def test_unsupported_messages_get_a_hint(tg: Bot):
     assert "text, photos and locations" in tg.fake.last(user.id)["text"]
 
 
+async def test_the_adapters_own_texts_follow_the_language_chosen_with_lang(
+        tg_settings: Settings, fake: FakeTelegram):
+    """Telegram says Chinese, the person chose English: the location button, the hint, the
+    group answer, the apology and the flood warning are English too."""
+    tg = Bot(tg_settings.model_copy(update={"telegram_flood": "8/minute"}), fake)
+    tg.expect_failures = True
+    try:
+        user = new_user("zh-hans")
+        group = {"id": -100987654321, "type": "supergroup", "title": "Residents"}
+        await tg.send(fake.command(user, "start"))
+        assert "隐私" in fake.last(user.id)["text"]
+        await tg.send(fake.press(user, data="d:lang:en"))
+        await tg.send(fake.press(user, data="d:consent:yes"))
+        await tg.send(fake.sticker(user))
+        assert "text, photos and locations" in fake.last(user.id)["text"]
+        await tg.send(fake.command(user, "start", chat=group, mention="gridlink_test_bot"))
+        answer = fake.last(group["id"])
+        assert "private chat" in answer["text"]
+        assert fake.buttons(answer) == ["Write to me privately"]
+        await tg.send(fake.text(user, "The street light at People's Square is broken"))
+        await tg.send(fake.press(user, data=next(
+            d for d in reversed(markup_data(fake)) if d.startswith("d:cat:"))))
+        keyboard = fake.last(user.id)["reply_markup"]["keyboard"]
+        assert keyboard[0][0]["text"] == "📍 Send my location"
+        fake.fail(user.id, "429", retry_after=7, times=1)
+        await tg.send(fake.command(user, "help"))
+        assert "went wrong" in fake.last(user.id)["text"]
+        await tg.send(fake.text(user, "one too many"))  # the ninth in a minute
+        assert "very fast" in fake.last(user.id)["text"]
+    finally:
+        await tg.close()
+
+
 async def test_long_answers_are_split_within_the_limit():
     text = ("街道" * 1500 + "\n") * 3 + "😀" * 3000
     pieces = split_text(text)

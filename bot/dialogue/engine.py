@@ -28,7 +28,7 @@ from bot.dialogue.io import (
     Text,
 )
 from bot.dialogue.store import Conflict, DialogueStore
-from bot.dialogue.turn import Turn, clean, language_of
+from bot.dialogue.turn import Turn, chosen_language, clean
 from portal.cases.models import Identity
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
@@ -79,9 +79,16 @@ class Dialogue:
                 continue
             return turn.replies
         log.warning("dialogue state of one person kept changing; input not applied")
-        lang = language_of(who.language)
-        return [Say(Turn(who, {"lang": lang}, self.settings, None, ports).t(
-            "Sorry, that did not get through. Please send it again."))]
+        turn = Turn(who, state, self.settings, None, ports)
+        return [Say(turn.t("Sorry, that did not get through. Please send it again."),
+                    language=turn.lang)]
+
+    async def language(self, who: Person) -> str:
+        """The language to write to the person in outside a turn (what an adapter says on its
+        own: a flood warning, an error's apology, a hint): their choice, else the platform's
+        hint."""
+        state, _version = await self.store.load(who.identity)
+        return chosen_language(state, who.language)
 
 
 def remember_offer(state: dict, replies: list[Say]) -> None:

@@ -87,6 +87,9 @@ class Say:
     buttons: list[list[Button | Link]] = field(default_factory=list)
     ask_location: bool = False  # offer the platform's "send my location" control
     replace: bool = False  # may replace the message whose button was pressed (paging)
+    # The language it is written in: an adapter writes what it adds (a location button's
+    # label) in the same one.
+    language: str | None = None
 
 
 class Ports(Protocol):

@@ -27,6 +27,13 @@ def language_of(hint: str | None) -> str:
     return "en"
 
 
+def chosen_language(state: dict, hint: str | None) -> str:
+    """The language the person chose (/lang, or the hint as it was at /start), else the
+    platform's hint."""
+    lang = state.get("lang")
+    return lang if lang in ("zh-CN", "en") else language_of(hint)
+
+
 @dataclass
 class Turn:
     who: Person
@@ -44,14 +51,13 @@ class Turn:
 
     @property
     def lang(self) -> str:
-        lang = self.state.get("lang")
-        return lang if lang in ("zh-CN", "en") else language_of(self.who.language)
+        return chosen_language(self.state, self.who.language)
 
     @property
     def t(self):
         return gettext_for(self.lang)
 
     def say(self, text: str, buttons: list[list[Button]] | None = None, **kw) -> Say:
-        reply = Say(text, buttons or [], **kw)
+        reply = Say(text, buttons or [], language=self.lang, **kw)
         self.replies.append(reply)
         return reply

@@ -47,6 +47,14 @@ def person_of(user: User) -> Person:
                   name=user.first_name)
 
 
+async def language_for(dialogue, user: User | None) -> str:
+    """The language of what the adapter says on its own: the one the person chose in the
+    dialogue (/lang), else their Telegram's."""
+    if user is None:
+        return language_of(None)
+    return await dialogue.language(person_of(user))
+
+
 def _photo_ref(message: Message, max_bytes: int) -> tuple[str, str] | None:
     """(file_id, file_unique_id) of the largest size of the picture we may download."""
     if message.photo:
@@ -118,10 +126,11 @@ def _location_keyboard(t) -> ReplyKeyboardMarkup:
                                resize_keyboard=True, one_time_keyboard=True)
 
 
-async def render(bot: Bot, chat_id: int, says: list[Say], language: str | None,
+async def render(bot: Bot, chat_id: int, says: list[Say], hint: str | None,
                  pressed: Message | None = None) -> None:
-    t = gettext_for(language_of(language))
+    """`hint`: Telegram's language_code, for a Say that does not name its language."""
     for say in says:
+        t = gettext_for(say.language or language_of(hint))
         if say.buttons:
             markup = _inline(say.buttons)
         elif say.ask_location:
@@ -163,16 +172,16 @@ def private_router() -> Router:
                          max_photo_bytes: int):
         if message.from_user is None:
             return
-        language = message.from_user.language_code
         inp = input_of(message, max_photo_bytes)
         if inp is None:
-            await message.answer(gettext_for(language_of(language))(UNSUPPORTED))
+            t = gettext_for(await language_for(dialogue, message.from_user))
+            await message.answer(t(UNSUPPORTED))
             return
         if isinstance(inp, Photo):
             with suppress(TelegramAPIError):
                 await bot.send_chat_action(message.chat.id, ChatAction.TYPING)
         says = await dialogue.handle(person_of(message.from_user), inp, ports)
-        await render(bot, message.chat.id, says, language)
+        await render(bot, message.chat.id, says, message.from_user.language_code)
 
     @router.callback_query()
     async def on_press(query: CallbackQuery, bot: Bot, dialogue, ports: Ports):

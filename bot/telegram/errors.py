@@ -15,6 +15,7 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import Chat, ErrorEvent, User
 
 from bot.dialogue.turn import language_of
+from bot.telegram.adapter import language_for
 from portal.i18n import _, gettext_for
 
 log = logging.getLogger("gridlink.telegram")
@@ -40,12 +41,17 @@ async def _blocked(event: ErrorEvent) -> Outcome:
     return Outcome("done", "blocked")
 
 
-async def _failed(event: ErrorEvent, bot: Bot, event_chat: Chat | None = None,
+async def _failed(event: ErrorEvent, bot: Bot, dialogue, event_chat: Chat | None = None,
                   event_from_user: User | None = None) -> Outcome:
     ref = new_ref()
     log.error("telegram update %s failed [ref %s]", event.update.update_id, ref,
               exc_info=event.exception)
-    t = gettext_for(language_of(event_from_user.language_code if event_from_user else None))
+    try:
+        language = await language_for(dialogue, event_from_user)
+    except Exception:
+        # What failed may be the dialogue's store itself: the apology still goes out.
+        language = language_of(event_from_user.language_code if event_from_user else None)
+    t = gettext_for(language)
     with suppress(TelegramAPIError):
         if event.update.callback_query is not None:
             await event.update.callback_query.answer()

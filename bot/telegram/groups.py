@@ -10,7 +10,7 @@ from aiogram.enums import ChatType
 from aiogram.filters import Command
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
-from bot.dialogue.turn import language_of
+from bot.telegram.adapter import language_for
 from portal.i18n import _, gettext_for
 
 PRIVATELY = _("Reports and questions go to me in a private chat, so that what you send stays "
@@ -24,9 +24,9 @@ def group_router() -> Router:
 
     # magic=F.mention: a bare /start is meant for any bot in the group, not for us.
     @router.message(Command(re.compile(r"\w+"), magic=F.mention))
-    async def write_privately(message: Message, bot: Bot):
+    async def write_privately(message: Message, bot: Bot, dialogue):
         me = await bot.me()
-        t = gettext_for(language_of(message.from_user.language_code if message.from_user else None))
+        t = gettext_for(await language_for(dialogue, message.from_user))
         button = InlineKeyboardButton(text=t(OPEN_CHAT),
                                       url=f"https://t.me/{me.username}?start=group")
         await message.reply(t(PRIVATELY),

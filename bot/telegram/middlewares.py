@@ -14,7 +14,7 @@ from aiogram.client.session.middlewares.base import BaseRequestMiddleware
 from aiogram.exceptions import TelegramAPIError, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from bot.dialogue.turn import language_of
+from bot.telegram.adapter import language_for
 from portal.i18n import _, gettext_for
 from portal.intake.throttle import Throttle
 
@@ -55,7 +55,7 @@ class FloodControl(BaseMiddleware):
         verdict = await self.gate.admit(str(user.id), album)
         if verdict == "pass":
             return await handler(event, data)
-        text = gettext_for(language_of(user.language_code))(WARNING)
+        text = gettext_for(await language_for(data["dialogue"], user))(WARNING)
         with suppress(TelegramAPIError):
             if isinstance(event, CallbackQuery):
                 # Every callback query is answered, or the button keeps spinning.
