@@ -25,6 +25,29 @@ from portal.web.keys import secret_key
 log = logging.getLogger("gridlink")
 
 
+class HeadAsGet:
+    """HEAD answered as GET without the body, for every GET route at once (FastAPI's GET
+    routes answer HEAD with 405; link checkers and monitors send HEAD). The headers stay
+    those of GET, Content-Length included, as HTTP asks."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> FastAPI:
     """`manage_db=False` leaves opening and closing the database to the caller (tests)."""
     settings = settings or get_settings()
@@ -71,6 +94,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.include_router(resident_pages)
     app.include_router(lang.router)
     app.mount("/static", StaticFiles(directory=templating.STATIC), name="static")
+    app.add_middleware(HeadAsGet)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

@@ -1,0 +1,36 @@
+"""HEAD works wherever GET does (link checkers, uptime monitors and some proxies send HEAD)."""
+
+from __future__ import annotations
+
+
+def get_paths(routes, prefix: str = "") -> set[str]:
+    """The GET routes' paths, included routers' too (FastAPI keeps those apart)."""
+    paths = set()
+    for route in routes:
+        if hasattr(route, "original_router"):
+            paths |= get_paths(route.original_router.routes,
+                               prefix + route.include_context.prefix)
+        elif "GET" in (getattr(route, "methods", None) or ()):
+            paths.add(prefix + route.path.replace("{fmt}", "json"))
+    return paths
+
+
+async def test_every_get_route_answers_head_like_get_without_a_body(app, client):
+    paths = sorted(p for p in get_paths(app.routes) if "{" not in p)
+    paths += ["/cases/GL-20261128-0042", "/cases/GL-20261128-0042/events",
+              "/open311/v2/services/manhole.json", "/lang/en?next=/cases", "/static/app.css",
+              "/no/such/page"]
+    assert "/" in paths and "/healthz" in paths
+    for path in paths:
+        got = await client.get(path)
+        head = await client.head(path)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        assert head.headers.get("content-type") == got.headers.get("content-type"), path
+        if got.status_code == 200:
+            assert int(head.headers["content-length"]) == len(got.content), path
+
+
+async def test_head_does_not_open_post_only_routes(client):
+    r = await client.head("/staff/logout")
+    assert r.status_code == 405 and r.content == b""
