@@ -1,4 +1,4 @@
-"""The `gridlink` command: serve, migrate, seed-demo, createuser, apikey, telegram."""
+"""The `gridlink` command: serve, migrate, seed-demo, createuser, apikey, telegram, wechat."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 
 from bot.telegram.cli import telegram
 from portal import db, logs
+from portal.i18n import _, gettext_for
 from portal.settings import get_settings
 
 
@@ -110,6 +111,45 @@ def apikey(name: str, kind: str, line: str | None) -> None:
 
 
 main.add_command(telegram)
+
+
+@main.group()
+def wechat() -> None:
+    """The WeChat Official Account."""
+
+
+# The custom menu: click keys the message server knows (bot/wechat), names of at most four
+# Chinese characters (WeChat's limit for the first level is 16 bytes).
+WECHAT_MENU = (("REPORT", _("Report it")), ("MY", _("My cases")), ("HELP", _("Help")))
+
+
+@wechat.command()
+def menu() -> None:
+    """Install the account's custom menu (report a problem, my cases, help)."""
+    from bot.wechat.client import WeChatApi, WeChatApiError
+    from bot.wechat.tokens import token_store_for
+
+    settings = get_settings()
+    if not (settings.wechat_app_id and settings.wechat_app_secret):
+        click.echo("GRIDLINK_WECHAT_APP_ID and GRIDLINK_WECHAT_APP_SECRET are not set.", err=True)
+        sys.exit(1)
+    zh = gettext_for("zh-CN")
+    buttons = [{"type": "click", "name": zh(name), "key": key} for key, name in WECHAT_MENU]
+
+    async def job():
+        api = WeChatApi(settings, token_store_for(settings))
+        try:
+            await api.create_menu({"button": buttons})
+        finally:
+            await api.close()
+
+    asyncio.run(db.migrate(settings.database_url))
+    try:
+        _run(job)
+    except WeChatApiError as exc:
+        click.echo(f"WeChat refused: {exc}", err=True)
+        sys.exit(1)
+    click.echo("Menu installed: " + " | ".join(f"{b['name']} ({b['key']})" for b in buttons))
 
 
 if __name__ == "__main__":
