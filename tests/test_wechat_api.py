@@ -278,3 +278,84 @@ async def test_menu_command_installs_the_menu(empty_database_url, tmp_path):
         assert code == 1 and "GRIDLINK_WECHAT_APP_ID" in err
     finally:
         await fake.stop()
+
+
+async def test_a_token_near_its_end_is_refreshed_by_one_and_used_by_the_others(wx_settings,
+                                                                                 fake):
+    # WeChat's stable token stays the same while it is valid: the early refresh gets it back,
+    # and is not asked again for every call.
+    fake.token_ttl = 200
+    first = WeChatApi(wx_settings, token_store_for(wx_settings))
+    second = WeChatApi(wx_settings, token_store_for(wx_settings))
+    other = token_store_for(wx_settings)
+    try:
+        await first.send_text("oH", "1")
+        assert len(fake.calls_of("stable_token")) == 1
+        # Another process is refreshing right now: the old token, still valid, is used.
+        assert await other.lease(fake.app_id, utcnow() + timedelta(seconds=30))
+        await second.send_text("oH", "2")
+        assert len(fake.calls_of("stable_token")) == 1
+        await other.release(fake.app_id)
+        for n in range(3):
+            await second.send_text("oH", f"3.{n}")
+        assert len(fake.calls_of("stable_token")) == 2
+        assert len(fake.sent("oH")) == 5 and len(fake.tokens) == 1
+    finally:
+        await first.close()
+        await second.close()
+        await other.close()
+
+
+async def test_a_late_message_does_not_move_the_window_back(settings):
+    now = utcnow()
+    await record_inbound("oI", now)
+    await record_inbound("oI", now - timedelta(hours=50))
+    assert (await WeChatContact.get(openid="oI")).last_inbound_at == now
+    await record_unsubscribed("oI")
+    await record_inbound("oI", now + timedelta(seconds=1))
+    contact = await WeChatContact.get(openid="oI")
+    assert contact.subscribed and contact.last_inbound_at == now + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("aes", [False, True])
+def test_the_fake_signs_and_encrypts_as_wechat_does(aes):
+    """What the fake posts passes wechatpy's own checks, and it reads wechatpy's replies."""
+    from wechatpy import parse_message
+    from wechatpy.crypto import WeChatCrypto
+    from wechatpy.replies import TextReply
+    from wechatpy.utils import check_signature
+
+    from tests import fake_wechat as fw
+
+    token, aes_key = "T0ken", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG" if aes else ""
+    xml = fw.text("oJ", "路灯坏了 ]]> <b>")
+    params, body = fw.signed(xml, "oJ", token, aes_key)
+    check_signature(token, params["signature"], params["timestamp"], params["nonce"])
+    crypto = WeChatCrypto(token, aes_key, fw.APP_ID) if aes else None
+    if aes:
+        assert params["encrypt_type"] == "aes" and "路灯" not in body
+        body = crypto.decrypt_message(body, params["msg_signature"], params["timestamp"],
+                                      params["nonce"])
+    message = parse_message(body)
+    assert (message.type, message.source, message.content) == ("text", "oJ", "路灯坏了 ]]> <b>")
+
+    reply = TextReply(content="收到", message=message).render()
+    if aes:
+        reply = crypto.encrypt_message(reply, params["nonce"], params["timestamp"])
+    assert fw.reply_text(fw.read_reply(reply, token, aes_key)) == "收到"
+    assert fw.read_reply("success", token, aes_key) is None
+    photo = parse_message(fw.image("oJ", "m1"))
+    assert (photo.type, photo.media_id) == ("image", "m1")
+    place = parse_message(fw.location("oJ", 31.23, 121.47, label="人民广场"))
+    assert (place.type, tuple(map(float, place.location)), place.label) == (
+        "location", (31.23, 121.47), "人民广场")
+    spoken = parse_message(fw.voice("oJ", "垃圾满了"))
+    assert (spoken.type, spoken.recognition) == ("voice", "垃圾满了")
+    assert parse_message(fw.voice("oJ", None)).recognition is None
+    pressed = parse_message(fw.click("oJ", "REPORT"))
+    assert (pressed.event, pressed.key) == ("click", "REPORT")
+    assert parse_message(fw.event("oJ", "subscribe")).event == "subscribe"
+    assert parse_message(fw.event("oJ", "unsubscribe")).event == "unsubscribe"
+    reported = parse_message(fw.location_event("oJ", 31.23, 121.47))
+    assert (reported.event, float(reported.latitude), float(reported.longitude)) == (
+        "location", 31.23, 121.47)

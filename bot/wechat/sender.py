@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 
 from bot.wechat.client import WeChatApi, WeChatApiError
 from bot.wechat.models import WeChatContact
@@ -51,18 +51,21 @@ class Outcome:
 
 
 async def record_inbound(openid: str, at: datetime | None = None) -> None:
-    """The person wrote (or followed, or tapped the menu): the reply window opens again."""
+    """The person wrote (or followed, or tapped the menu): the reply window opens again.
+    A message handled late (a retry) never moves the window back."""
     at = at or utcnow()
-    updated = await WeChatContact.filter(openid=openid).update(
-        subscribed=True, last_inbound_at=at, sent_since_inbound=0)
-    if updated:
-        return
-    try:
-        await WeChatContact.create(openid=openid, subscribed=True, last_inbound_at=at)
-    except IntegrityError:
-        # Created by another process handling a message of theirs at the same moment.
-        await WeChatContact.filter(openid=openid).update(
-            subscribed=True, last_inbound_at=at, sent_since_inbound=0)
+    newer = Q(last_inbound_at__isnull=True) | Q(last_inbound_at__lt=at)
+    for _attempt in range(2):
+        if await WeChatContact.filter(newer, openid=openid).update(
+                subscribed=True, last_inbound_at=at, sent_since_inbound=0):
+            return
+        if await WeChatContact.exists(openid=openid):
+            return
+        try:
+            await WeChatContact.create(openid=openid, subscribed=True, last_inbound_at=at)
+            return
+        except IntegrityError:
+            continue  # created by another process handling a message of theirs just now
 
 
 async def record_unsubscribed(openid: str) -> None:

@@ -149,6 +149,9 @@ class SharedToken:
 
     def __init__(self, store: TokenStore, app_id: str, fetch: Fetch, wait_s: float = 15.0):
         self.store, self.app_id, self.fetch, self.wait_s = store, app_id, fetch, wait_s
+        # A token an early refresh got back unchanged (WeChat's stable token stays the same
+        # while it is valid): not refreshed early again, or every call would ask.
+        self._kept: str | None = None
 
     async def get(self, rejected: str | None = None) -> str:
         """The current token; `rejected` is one WeChat just refused, which is never answered."""
@@ -157,7 +160,7 @@ class SharedToken:
             now = utcnow()
             stored = await self.store.load(self.app_id)
             usable = stored is not None and stored.token != rejected and stored.expires_at > now
-            if usable and stored.expires_at - now > REFRESH_AHEAD:
+            if usable and (stored.expires_at - now > REFRESH_AHEAD or stored.token == self._kept):
                 return stored.token
             if await self.store.lease(self.app_id, now + LEASE):
                 return await self._refresh(rejected)
@@ -180,6 +183,8 @@ class SharedToken:
             if token == rejected:
                 # WeChat still thinks the refused token is valid: only a forced refresh helps.
                 token, expires_in = await self.fetch(True)
+            elif stored is not None and token == stored.token:
+                self._kept = token
         except BaseException:
             await self.store.release(self.app_id)
             raise
