@@ -17,7 +17,7 @@ from portal.cases.service import CaseError
 from portal.i18n import gettext_for, normalise_language
 from portal.intake.submission import InvalidSubmission, Throttled
 from portal.intake.throttle import Throttle, storage_for
-from portal.seed import ensure_categories, ensure_departments
+from portal.seed import ensure_reference_data
 from portal.settings import Settings, get_settings
 from portal.web import lang, templating
 from portal.web.keys import secret_key
@@ -63,8 +63,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
                 yield
             return
         await db.init_db(settings.database_url)
-        await ensure_categories()
-        await ensure_departments()
+        # In place already when `gridlink serve` started us (it migrates first): only read.
+        await ensure_reference_data()
         log.info("Gridlink started with %s, %s state; public address %s", db.dialect(),
                  "Redis" if settings.redis_url else "in-memory", settings.public_base_url)
         try:

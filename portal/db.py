@@ -14,6 +14,8 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as run_migrations
 
+from portal.seed import ensure_reference_data
+
 MODEL_MODULES = ["portal.cases.models", "portal.staff.models", "bot.dialogue.models",
                  "bot.telegram.models", "bot.wechat.models", "feedback.models"]
 
@@ -148,11 +150,20 @@ async def init_db(database_url: str) -> None:
 
 
 async def migrate(database_url: str) -> None:
-    """Apply committed migrations; safe to run on every start."""
+    """Apply committed migrations and put the reference data in (categories, departments);
+    safe to run on every start. `gridlink serve` runs it once before the workers start, so that
+    they find everything in place and only read it: workers seeding a new SQLite file at the
+    same moment failed with "database is locked"."""
+    config = tortoise_config(database_url)
     try:
-        await run_migrations(config=tortoise_config(database_url))
+        await run_migrations(config=config)
     finally:
         await connections.close_all()
+    await Tortoise.init(config=config)
+    try:
+        await ensure_reference_data()
+    finally:
+        await Tortoise.close_connections()
 
 
 async def close_db() -> None:

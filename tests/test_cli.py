@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
+
+from tests.live import live_server
 
 GRIDLINK = [sys.executable, "-m", "portal.cli"]
 
@@ -44,3 +50,36 @@ def test_createuser_and_apikey(empty_database_url, tmp_path):
     assert key.returncode == 0 and len(key.stdout.strip()) >= 30
     no_line = run(["apikey", "x", "--kind", "hotline"], empty_database_url, tmp_path)
     assert no_line.returncode == 1 and "12345" in no_line.stderr
+
+
+def test_two_workers_start_on_a_fresh_sqlite_file(tmp_path):
+    """`serve` migrates and seeds once before uvicorn starts its workers: they only read the
+    reference data (seeding it at the same moment, they failed with "database is locked")."""
+    url = f"sqlite://{tmp_path / 'fresh.sqlite3'}"
+    with live_server(url, tmp_path, workers=2) as base:
+        log = next(tmp_path.glob("server-*.log"))
+        deadline = time.monotonic() + 60
+        # Both workers, not just the one that answered first.
+        while log.read_text().count("Application startup complete") < 2:
+            assert "Traceback" not in log.read_text() and time.monotonic() < deadline
+            time.sleep(0.05)
+        services = httpx.get(f"{base}/open311/v2/services.json").json()
+        assert {s["service_code"] for s in services} >= {"garbage", "manhole"}
+    assert "Traceback" not in log.read_text() and "locked" not in log.read_text()
+
+
+def test_workers_start_while_another_process_writes(tmp_path):
+    """A worker starting while another one holds SQLite's write lock (a long write, or the
+    other worker's own start) reads the reference data and needs no lock."""
+    path = tmp_path / "busy.sqlite3"
+    url = f"sqlite://{path}"
+    assert run(["migrate"], url, tmp_path).returncode == 0
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert writer.execute("SELECT count(*) FROM category").fetchone()[0] > 0
+        writer.execute("BEGIN IMMEDIATE")
+        with live_server(url, tmp_path, workers=2) as base:
+            assert httpx.get(f"{base}/healthz").status_code == 200
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
