@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.telegram import app as telegram
+from bot.wechat import app as wechat
 from portal import db, logs
 from portal.cases.service import CaseError
 from portal.i18n import gettext_for, normalise_language
@@ -59,7 +60,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
         # handlers that are already set alone).
         logs.setup()
         if not manage_db:
-            async with telegram.running(app):
+            async with telegram.running(app), wechat.running(app):
                 yield
             return
         await db.init_db(settings.database_url)
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
                  "Redis" if settings.redis_url else "in-memory", settings.public_base_url)
         try:
             # Stopped first: pending updates still need the database.
-            async with telegram.running(app):
+            async with telegram.running(app), wechat.running(app):
                 yield
         finally:
             await db.close_db()
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.state.secret_key = secret_key(settings)
     app.state.throttle = Throttle(storage_for(settings.redis_url), settings.throttle_new_reports)
     telegram.attach(app, settings, app.state.throttle)
+    wechat.attach(app, settings, app.state.throttle)
 
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router

@@ -9,8 +9,10 @@ import re
 _PATTERNS = (
     # Mainland mobile numbers, with or without +86.
     (re.compile(r"(?<!\d)(\+?86[- ]?)?(1[3-9]\d)\d{4}(\d{4})(?!\d)"), r"\2****\3"),
-    # Secrets passed in query strings or forms.
-    (re.compile(r"(?i)\b(api_key|token|secret|password|access_token)=([^&\s\"']+)"), r"\1=***"),
+    # Secrets passed in query strings or forms (WeChat's message server URL carries the
+    # sender's openid).
+    (re.compile(r"(?i)\b(api_key|token|secret|password|access_token|openid)=([^&\s\"']+)"),
+     r"\1=***"),
     # Telegram bot tokens, which every Bot API URL carries (…/bot123456:AA…/getFile).
     (re.compile(r"\b(bot)?\d{5,}:[A-Za-z0-9_-]{20,}"), r"\1***"),
     # Bearer tokens in echoed headers.

@@ -1,0 +1,43 @@
+"""The WeChat channel in the web app: built in create_app when a token is set, run by the
+lifespan (inbox pruning; on shutdown, deliveries in progress finished, the API session and the
+dialogue store closed)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from portal.intake.throttle import Throttle
+from portal.settings import Settings
+
+log = logging.getLogger("gridlink.wechat")
+
+
+def attach(app: FastAPI, settings: Settings, throttle: Throttle) -> None:
+    if not settings.wechat_token:
+        app.state.wechat = None
+        return
+    # wechatpy is loaded only when the account is on.
+    from bot.wechat.channel import WeChatChannel
+    from bot.wechat.routes import router
+
+    app.state.wechat = WeChatChannel.build(settings, throttle)
+    app.include_router(router)
+
+
+@asynccontextmanager
+async def running(app: FastAPI):
+    channel = app.state.wechat
+    if channel is None:
+        log.info("WeChat Official Account is off: GRIDLINK_WECHAT_TOKEN is not set.")
+        yield
+        return
+    log.info("WeChat Official Account message server on /bot/wechat (%s mode).",
+             channel.codec.mode)
+    channel.start()
+    try:
+        yield
+    finally:
+        await channel.close()
