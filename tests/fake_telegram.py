@@ -106,6 +106,8 @@ class FakeTelegram:
         self.files: dict[str, tuple[str, str, bytes]] = {}  # file_id -> (unique id, path, bytes)
         # Files whose download answers 404 (expired at Telegram).
         self.gone: set[str] = set()
+        # Sizes announced instead of the real one (a file_size Telegram got wrong).
+        self.announced: dict[str, int] = {}
         self.chats: dict[int, dict] = {}
         # Per chat, every message both ways, in order (the page shows these).
         self.transcript: dict[int, list[dict]] = {}
@@ -198,13 +200,17 @@ class FakeTelegram:
         return file_id, unique
 
     def photo(self, user: User, data: bytes, caption: str | None = None,
-              group: str | None = None) -> dict:
+              group: str | None = None, announce: int | None = None) -> dict:
+        """`announce`: the size the message and getFile claim for the picture, whatever its
+        real size."""
         thumb_id, thumb_unique = self.add_file(data[:1000])
         file_id, unique = self.add_file(data)
+        if announce is not None:
+            self.announced[file_id] = announce
         sizes = [{"file_id": thumb_id, "file_unique_id": thumb_unique, "width": 90,
                   "height": 67, "file_size": min(len(data), 1000)},
                  {"file_id": file_id, "file_unique_id": unique, "width": 1280, "height": 960,
-                  "file_size": len(data)}]
+                  "file_size": self.announced.get(file_id, len(data))}]
         content = {"photo": sizes}
         if caption is not None:
             content["caption"] = caption
@@ -421,8 +427,8 @@ class FakeTelegram:
         unique, path, data = self.files[file_id]
         if len(data) > DOWNLOAD_LIMIT:
             raise ApiError(400, "Bad Request: file is too big")
-        return {"file_id": file_id, "file_unique_id": unique, "file_size": len(data),
-                "file_path": path}
+        return {"file_id": file_id, "file_unique_id": unique,
+                "file_size": self.announced.get(file_id, len(data)), "file_path": path}
 
     async def api_setwebhook(self, params: dict):
         self.webhook_url = str(params.get("url", ""))

@@ -340,6 +340,25 @@ async def test_a_photo_that_cannot_be_downloaded(tg: Bot, caplog):
     assert not await Photo.exists()
 
 
+async def test_a_photo_larger_than_getfile_announced_is_cut_off(tg_settings: Settings,
+                                                                fake: FakeTelegram):
+    """getFile says 1 KB, the download goes on past the limit: the cap counts what arrives,
+    stops there, and the person is asked to send the photo again."""
+    tg = Bot(tg_settings.model_copy(update={"max_photo_bytes": 100_000}), fake)
+    try:
+        user = new_user("en")
+        await consent(tg, user)
+        big = b"\xff\xd8" + b"0" * 300_000
+        await tg.send(fake.photo(user, big, caption="Pothole on the pavement", announce=1000))
+        got, = [c for c in fake.calls_of("getFile")]
+        assert got["file_id"] in fake.announced
+        # Not "too large" nor "not a photo": those would come from the whole file, downloaded.
+        assert "could not be downloaded" in "\n".join(fake.texts(user.id)[-2:])
+        assert not await Photo.exists()
+    finally:
+        await tg.close_checked()
+
+
 async def test_an_album_and_a_venue(tg: Bot):
     user = new_user("en")
     await consent(tg, user)
@@ -541,6 +560,52 @@ async def test_in_a_group_only_commands_addressed_to_the_bot_are_answered(tg: Bo
     assert url == "https://t.me/gridlink_test_bot?start=group"
     # Nothing said in the group reached the dialogue.
     assert fake.sent(user.id) == []
+
+
+async def test_my_cases_page_in_place(tg_settings: Settings, fake: FakeTelegram):
+    """Six cases: /my shows five and "Older ›"; the paging buttons edit that same message,
+    nothing new is sent, and every press is answered."""
+    tg = Bot(tg_settings.model_copy(update={"throttle_new_reports": "50/10 minutes"}), fake)
+    try:
+        user = new_user("en")
+        await consent(tg, user)
+        problems = ["The street light is out", "A manhole cover is missing",
+                    "Rubbish is piled up", "A tree branch fell", "A pothole in the road",
+                    "A water pipe is leaking"]
+        for n, problem in enumerate(problems):
+            await report_flow(tg, user, problem, (31.0 + n / 10, 121.47))
+        assert await Case.all().count() == 6
+        await tg.send(fake.command(user, "my"))
+        listing = fake.last(user.id)
+        sent_before = len(fake.sent(user.id))
+
+        def case_buttons(message):
+            return [b["callback_data"] for row in message["reply_markup"]["inline_keyboard"]
+                    for b in row if b["callback_data"].startswith("d:case:")]
+
+        first_page = case_buttons(listing)
+        assert len(first_page) == 5 and "page 1 of 2" in listing["text"]
+        await tg.send(fake.press(user, label="Older"))
+        assert len(fake.sent(user.id)) == sent_before  # edited, not sent again
+        edited = fake.last(user.id)
+        assert edited["message_id"] == listing["message_id"]
+        assert "page 2 of 2" in edited["text"]
+        second_page = case_buttons(edited)
+        assert len(second_page) == 1 and not set(second_page) & set(first_page)
+        assert "Older" not in " ".join(fake.buttons(edited))
+        await tg.send(fake.press(user, label="Newer"))
+        back = fake.last(user.id)
+        assert (back["message_id"], len(fake.sent(user.id))) == (listing["message_id"],
+                                                                  sent_before)
+        assert "page 1 of 2" in back["text"] and case_buttons(back) == first_page
+        assert len(fake.calls_of("editMessageText")) == 2
+        # A case opens as a new message with its timeline.
+        await tg.send(fake.press(user, data=first_page[0]))
+        assert len(fake.sent(user.id)) == sent_before + 1
+        assert first_page[0].split(":")[2] in fake.last(user.id)["text"]
+        assert fake.pending_queries == fake.answered
+    finally:
+        await tg.close_checked()
 
 
 async def test_callback_data_of_every_button_fits_in_64_bytes(tg: Bot):
