@@ -608,6 +608,26 @@ async def test_my_cases_page_in_place(tg_settings: Settings, fake: FakeTelegram)
         await tg.close_checked()
 
 
+async def test_buttons_and_the_location_button_in_one_answer(tg: Bot):
+    """Telegram gives a message one keyboard: the text comes with its choices, then one short
+    line carries the "send my location" keyboard; the text is not repeated."""
+    from bot.dialogue.io import Button as DialogueButton
+    from bot.dialogue.io import Say
+    from bot.telegram.adapter import render
+
+    user = new_user("zh-hans")
+    await tg.send(tg.fake.command(user, "help"))
+    before = len(tg.fake.sent(user.id))
+    text = "Where is it? Type the address, or tap one of these."
+    await render(tg.channel.bot, user.id, [Say(text, [[DialogueButton("Home", "place", "h")]],
+                                              ask_location=True, language="en")], "zh-hans")
+    choices, location = tg.fake.sent(user.id)[before:]
+    assert choices["text"] == text and tg.fake.buttons(choices) == ["Home"]
+    markup = tg.fake.calls_of("sendMessage")[-1]["reply_markup"]
+    assert markup["keyboard"][0][0] == {"text": "📍 Send my location", "request_location": True}
+    assert location["text"] == "Or send your location with the button below."
+
+
 async def test_callback_data_of_every_button_fits_in_64_bytes(tg: Bot):
     user = new_user("en")
     await consent(tg, user)
