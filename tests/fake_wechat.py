@@ -26,6 +26,7 @@ then each typed line is a text message; `@31.2304,121.4737` a location, `!photo.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import itertools
 import json
@@ -196,6 +197,8 @@ class FakeWeChat:
     calls: list[tuple[str, dict]] = field(default_factory=list)
     # openid -> errcode every send to them answers (tests set these with fail()).
     faults: dict[str, int] = field(default_factory=dict)
+    # Seconds every send waits before answering (a WeChat that is slow to answer).
+    stall: float = 0.0
     # For deliver(): tests hand in a client bound to the app (ASGI transport).
     http: httpx.AsyncClient | None = None
     base: str = ""
@@ -332,6 +335,8 @@ class FakeWeChat:
         return None
 
     async def _json(self, request: web.Request, name: str) -> tuple[dict, dict | None]:
+        if self.stall:
+            await asyncio.sleep(self.stall)
         try:
             body = json.loads(await request.read())
         except ValueError:

@@ -150,6 +150,20 @@ async def test_errors_never_show_the_secret_or_the_token(wx_settings, fake, capl
     assert "the-wrong-secret-42" not in caplog.text
 
 
+async def test_a_slow_wechat_is_given_up_after_the_timeout(wx_settings, fake):
+    quick = wx_settings.model_copy(update={"wechat_http_timeout": 0.2})
+    api = WeChatApi(quick, token_store_for(quick))
+    try:
+        await api.send_text("oK", "first")
+        fake.stall = 1.0
+        with pytest.raises(WeChatApiError) as slow:
+            await api.send_text("oK", "second")
+        assert slow.value.errcode == NETWORK and "Timeout" in slow.value.errmsg
+    finally:
+        fake.stall = 0.0
+        await api.close()
+
+
 async def test_media_download_is_bounded_and_images_only(api, fake):
     photo = jpeg()
     media_id = fake.add_media(photo)

@@ -119,7 +119,7 @@ class WeChatApi:
     def _wechatpy(self, token: str, call: Callable[[_Client], Any]) -> Any:
         self._client._local.token = token
         try:
-            return call(self._client)
+            result = call(self._client)
         except WeChatClientException as exc:
             if exc.errcode is None:
                 status = exc.response.status_code if exc.response is not None else "?"
@@ -127,6 +127,10 @@ class WeChatApi:
             raise self._error(exc.errcode, exc.errmsg) from None
         except requests.RequestException as exc:
             raise WeChatApiError(NETWORK, f"network error ({type(exc).__name__})") from None
+        # wechatpy hands back the raw response when the answer is not JSON.
+        if not isinstance(result, dict):
+            raise WeChatApiError(NETWORK, "the answer is not JSON")
+        return result
 
     def _error(self, errcode: Any, errmsg: Any) -> WeChatApiError:
         text = str(errmsg or "")[:300]
