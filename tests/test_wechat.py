@@ -346,6 +346,9 @@ async def test_hostile_deliveries_are_refused_without_work(account: Account):
     assert await post("this is not XML") == 400
     assert await post("<html><body>hi</body></html>") == 400
     assert await post(wx.text(me, "hi").replace("<MsgId>", "<MsgId>x")) == 400
+    assert await post(wx.text(me, "hi", msg_id=2**70)) == 400
+    assert await post(wx.message_xml(me, "text", {"Content": "hi", "MsgId": 4},
+                                     create_time=10**15)) == 400
     assert await post(wx.message_xml(me, "text", {"Content": "hi", "MsgId": 3}).replace(
         f"<FromUserName><![CDATA[{me}]]></FromUserName>",
         "<FromUserName><a>b</a></FromUserName>")) == 400
@@ -365,6 +368,25 @@ async def test_hostile_deliveries_are_refused_without_work(account: Account):
         assert await post(BILLION_LAUGHS.replace("<Content>&lol9;</Content>", ""), params) == 400
     assert await WeChatMessage.all().count() == 0
     assert await WeChatContact.all().count() == 0
+
+
+async def test_a_failure_is_answered_with_a_reference(settings: Settings, fake: SlowWeChat,
+                                                       caplog):
+    """The dialogue's store (Redis) is down: the person is told, with a reference that is in
+    the log and on the message's row."""
+    acc = Account(wx_settings(settings, fake, redis_url="redis://127.0.0.1:9/15"), fake)
+    async with acc.app.router.lifespan_context(acc.app):
+        me = new_openid()
+        message = wx.text(me, "人民广场的路灯坏了")
+        with caplog.at_level(logging.ERROR, logger="gridlink.wechat"):
+            seen = await acc.say(message, me)
+        assert "出了问题" in seen
+        assert await acc.say(message, me) == seen  # WeChat's retry: the same answer
+        ref = seen.rsplit("：", 1)[-1].strip().rstrip("。")
+        assert any(ref in r.getMessage() for r in caplog.records)
+        row = await WeChatMessage.get(openid=me)
+        assert (row.status, row.reply) == ("failed", seen)
+    await acc.client.aclose()
 
 
 def test_openids_in_query_strings_are_kept_out_of_logs():

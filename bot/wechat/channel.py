@@ -11,6 +11,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from tortoise.expressions import F
 from wechatpy.messages import BaseMessage
@@ -24,6 +25,7 @@ from bot.wechat.models import WeChatContact
 from bot.wechat.ports import WeChatPorts
 from bot.wechat.sender import NOT_FOLLOWING, record_inbound, record_unsubscribed
 from bot.wechat.wire import Codec
+from portal.cases.service import utcnow
 from portal.i18n import _, gettext_for
 from portal.intake import geo
 from portal.intake.throttle import Throttle
@@ -151,8 +153,9 @@ class WeChatChannel:
             elif inp.kind == "here":
                 await self._remember_here(who, inp.lat, inp.lng)
             return []
-        # Writing, following, tapping the menu open the 48-hour customer-service window.
-        await record_inbound(openid)
+        # Writing, following, tapping the menu open the 48-hour customer-service window, from
+        # when they did (WeChat's clock, never ahead of ours).
+        await record_inbound(openid, min(datetime.fromtimestamp(message.time, UTC), utcnow()))
         if isinstance(inp, str):
             return adapter.split(gettext_for(await self.dialogue.language(who))(inp))
         if isinstance(inp, Choice) and inp.number == adapter.HERE:

@@ -39,9 +39,9 @@ async def claim(key: str, openid: str) -> int | None:
 
 async def earlier_reply(key: str) -> str | None:
     """What a retry is answered with: the passive reply the first delivery got, if it got one
-    (still in progress, answered later or failed: nothing, i.e. "success")."""
+    (an apology included; still in progress or answered later: nothing, i.e. "success")."""
     row = await WeChatMessage.get_or_none(key=key)
-    if row is None or row.status != "done":
+    if row is None or row.status == "pending":
         return None
     return row.reply
 

@@ -137,7 +137,8 @@ def _message(xml: str, fields: dict[str, str | None]) -> BaseMessage:
     try:
         message = parse_message(xml)
         # Fields convert when read: a MsgId or CreateTime that is no number fails here.
-        _ = (message.id, message.time)
+        if not (0 <= message.time < 2**32 and 0 <= message.id < 2**63):
+            raise ValueError("out of range")
     except (KeyError, ValueError, TypeError, AttributeError, ExpatError) as exc:
         raise Malformed(f"not a WeChat message ({type(exc).__name__})") from None
     return message
