@@ -150,6 +150,25 @@ async def test_errors_never_show_the_secret_or_the_token(wx_settings, fake, capl
     assert "the-wrong-secret-42" not in caplog.text
 
 
+async def test_debug_logs_through_the_production_filter_show_no_token(api, fake, caplog):
+    # At DEBUG the HTTP library logs each request line, access_token included: the filter
+    # that portal.logs.setup() puts on every handler masks it. (Tortoise's DEBUG log of SQL
+    # parameters would show the stored token, as it shows any row: it stays at INFO.)
+    from portal.logs import RedactingFilter
+
+    caplog.handler.addFilter(RedactingFilter())
+    caplog.set_level(logging.INFO)
+    for name in ("urllib3", "wechatpy", "gridlink", "requests"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    await api.send_text("oL", "hi")
+    fake.expire_tokens()
+    await api.send_text("oL", "again")
+    assert "/cgi-bin/message/custom/send" in caplog.text
+    for token in fake.tokens:
+        assert token not in caplog.text
+    assert APP_SECRET not in caplog.text
+
+
 async def test_a_slow_wechat_is_given_up_after_the_timeout(wx_settings, fake):
     quick = wx_settings.model_copy(update={"wechat_http_timeout": 0.2})
     api = WeChatApi(quick, token_store_for(quick))
