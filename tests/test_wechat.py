@@ -392,3 +392,51 @@ async def test_a_failure_is_answered_with_a_reference(settings: Settings, fake: 
 def test_openids_in_query_strings_are_kept_out_of_logs():
     line = 'POST /bot/wechat?signature=ab&timestamp=1&nonce=2&openid=oAbCdEf123456 HTTP/1.1'
     assert "oAbCdEf123456" not in redact(line)
+
+
+# A real server.
+
+async def test_a_real_server_files_a_report_while_wechat_delivers_each_message_twice(
+        empty_database_url: str, tmp_path, fake: SlowWeChat):
+    """`gridlink serve` (two workers on PostgreSQL) in safe mode: every message is posted twice
+    at once, as WeChat's retry can reach another process; each is handled once (one photo
+    download, one case) and one of the two gets the passive reply. Then the case page shows
+    the report."""
+    from tests.live import live_server
+
+    env = {"GRIDLINK_WECHAT_TOKEN": TOKEN, "GRIDLINK_WECHAT_APP_ID": wx.APP_ID,
+           "GRIDLINK_WECHAT_APP_SECRET": wx.APP_SECRET, "GRIDLINK_WECHAT_AES_KEY": AES_KEY,
+           "GRIDLINK_WECHAT_API_BASE": fake.base}
+    me = new_openid()
+    workers = 2 if empty_database_url.startswith("postgres") else 1
+    with live_server(empty_database_url, tmp_path, workers=workers, env=env) as base:
+        async with httpx.AsyncClient() as http:
+            fake.http = http
+
+            async def say(xml: str) -> str:
+                both = await asyncio.gather(*(fake.deliver(f"{base}/bot/wechat", xml, me, TOKEN,
+                                                           AES_KEY) for _ in range(2)))
+                assert [r.status_code for r, _reply in both] == [200, 200]
+                seen = [wx.reply_text(reply) for _r, reply in both]
+                # The other one: "success" while the first is in progress, or the same reply.
+                assert "" in seen or seen[0] == seen[1], seen
+                return max(seen, key=len)
+
+            assert "回复 1：同意" in await say(wx.event(me, "subscribe"))
+            assert "谢谢" in await say(wx.text(me, "1"))
+            seen = await say(wx.text(me, "人民广场东门的路灯坏了，晚上一片漆黑"))
+            seen = await say(wx.text(me, option(seen, "是，路灯故障")))
+            assert "照片已收到" in await say(wx.image(me, fake.add_media(jpeg_with_gps())))
+            seen = await say(wx.location(me, *wgs84_to_gcj02(*SQUARE)))
+            seen = await say(wx.text(me, option(seen, "提交上报")))
+            code = seen.split("案件编号为 ")[1][:16]
+            assert code.endswith("-0001")
+            page = await http.get(f"{base}/cases/{code}")
+            assert page.status_code == 200 and "路灯坏了" in page.text
+            assert len(fake.calls_of("media_get")) == 1
+            bad = await http.post(f"{base}/bot/wechat", content=BILLION_LAUGHS.encode(),
+                                  params=wx.signed("<xml/>", me, TOKEN)[0])
+            assert bad.status_code == 400
+    log = next(tmp_path.glob("server-*.log")).read_text()
+    assert "Traceback" not in log and "ERROR" not in log
+    assert me not in log
