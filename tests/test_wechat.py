@@ -355,6 +355,10 @@ async def test_hostile_deliveries_are_refused_without_work(account: Account):
     params, body = wx.signed(wx.text(me, "hi"), me, TOKEN, aes)
     assert await post(body, {**params, "signature": "0" * 40}) == 403
     assert await post(body, {k: v for k, v in params.items() if k != "signature"}) == 403
+    # A delivery signed long ago (replayed): refused, though the signature is right.
+    old = {**params, "timestamp": "1700000000",
+           "signature": wx.signature(TOKEN, "1700000000", params["nonce"])}
+    assert await post(body, old) == 403
     big = wx.text(me, "很长" * 20000)
     assert await post(big) == 413
     if aes:

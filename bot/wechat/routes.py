@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.background import BackgroundTask
 
-from bot.wechat.wire import MAX_BODY_BYTES, Malformed, Refused, signed
+from bot.wechat.wire import MAX_BODY_BYTES, Malformed, Refused, recent, signed
 
 router = APIRouter()
 
@@ -48,6 +48,8 @@ async def deliver(request: Request):
     query = request.query_params
     if not signed(channel.codec.token, query):
         return _text(403, "Wrong signature.")
+    if not recent(query):
+        return _text(403, "The timestamp is too far from now.")
     try:
         body = await _read_body(request)
     except _TooLarge:

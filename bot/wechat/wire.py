@@ -23,6 +23,9 @@ from wechatpy.messages import BaseMessage
 MAX_BODY_BYTES = 64 * 1024
 # Query values are short (a 10-digit timestamp, a nonce, a 40-hex signature); longer is not WeChat.
 _MAX_PARAM = 128
+# How far a delivery's timestamp may be from our clock (WeChat retries within seconds; the rest
+# is for clocks that disagree). Less than the inbox keeps a message (bot/wechat/inbox.py).
+FRESH_S = 6 * 3600
 # The fields the adapter reads as text (xmltodict would turn elements inside them into dicts).
 FLAT = ("ToUserName", "FromUserName", "CreateTime", "MsgType", "MsgId", "Content", "MediaId",
         "Recognition", "Location_X", "Location_Y", "Label", "Event", "EventKey", "Latitude",
@@ -55,6 +58,15 @@ def signed(token: str, query) -> bool:
         return False
     want = signature(token, _param(query, "timestamp"), _param(query, "nonce"))
     return secrets.compare_digest(got.encode(), want.encode())
+
+
+def recent(query, now: float | None = None) -> bool:
+    """A delivery signed within FRESH_S of our clock. Older ones are refused: the inbox forgets
+    a message after a day, so a replayed old delivery must not be taken for a new one."""
+    stamp = _param(query, "timestamp")
+    if not stamp.isdigit():
+        return False
+    return abs((time.time() if now is None else now) - int(stamp)) <= FRESH_S
 
 
 def safe_xml(data: bytes | str) -> dict[str, str | None]:
