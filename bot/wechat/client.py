@@ -1,7 +1,7 @@
 """WeChat's API for the Official Account: customer-service and template messages, media
 downloads and the custom menu, through wechatpy.
 
-wechatpy's client is synchronous (requests): every call runs in a worker thread with
+wechatpy's client is synchronous (requests): every call runs in a thread of the client's own pool, with
 GRIDLINK_WECHAT_HTTP_TIMEOUT, against GRIDLINK_WECHAT_API_BASE, with the access token shared by
 all processes (bot/wechat/tokens.py). A call refused for its token (40001, 42001, 40014) gets a
 fresh token and is made once more. Failures raise WeChatApiError, whose text never carries the
@@ -17,6 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import requests
@@ -35,6 +36,9 @@ NETWORK = -1
 TOO_LARGE = -2
 NOT_AN_IMAGE = -3
 NO_TOKEN = -4
+# Calls to WeChat at once per process: their own threads, so that a slow WeChat (each call may
+# take the whole timeout) does not hold up other work sent to threads (photo re-encoding).
+THREADS = 8
 
 T = TypeVar("T")
 
@@ -68,11 +72,16 @@ class WeChatApi:
         self.store = store
         self.token = SharedToken(store, settings.wechat_app_id, self._fetch_token)
         self._client = _Client(settings)
+        self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="wechat-api")
 
     async def close(self) -> None:
-        """Close the HTTP session and the token store."""
+        """Close the HTTP session, its threads and the token store."""
+        self._pool.shutdown(wait=False)
         self._client._http.close()
         await self.store.close()
+
+    async def _in_thread(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
 
     # The API.
 
@@ -102,12 +111,12 @@ class WeChatApi:
     async def _call(self, call: Callable[[str], T]) -> T:
         token = await self._token()
         try:
-            return await asyncio.to_thread(call, token)
+            return await self._in_thread(call, token)
         except WeChatApiError as exc:
             if exc.errcode not in TOKEN_ERRORS:
                 raise
             log.info("WeChat refused the access token (%s); fetching a new one", exc.errcode)
-        return await asyncio.to_thread(call, await self._token(rejected=token))
+        return await self._in_thread(call, await self._token(rejected=token))
 
     async def _token(self, rejected: str | None = None) -> str:
         try:
@@ -182,7 +191,7 @@ class WeChatApi:
     # The token.
 
     async def _fetch_token(self, force: bool) -> tuple[str, int]:
-        return await asyncio.to_thread(self._fetch_token_sync, force)
+        return await self._in_thread(self._fetch_token_sync, force)
 
     def _fetch_token_sync(self, force: bool) -> tuple[str, int]:
         """POST /cgi-bin/stable_token: unlike /cgi-bin/token it answers the token still valid
