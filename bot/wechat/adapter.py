@@ -81,9 +81,9 @@ def _float(value) -> float:
         return float("nan")  # the dialogue answers "could not be read"
 
 
-def input_of(message: BaseMessage) -> Input | Event | str | None:
-    """The dialogue's input; an Event for the channel; a text (msgid) to answer with when the
-    message is of a kind the dialogue cannot read; None when nothing is to be done."""
+def input_of(message: BaseMessage) -> Input | Event | str:
+    """The dialogue's input; an Event for the channel (answered with nothing); a text (msgid)
+    to answer with when the message is of a kind the dialogue cannot read."""
     kind = message.type
     if kind == "text":
         return text_input(message.content or "")
