@@ -22,6 +22,7 @@ from aiogram.types import (
     User,
 )
 
+from bot import replies
 from bot.dialogue.io import Button, Command, Input, Location, Person, Photo, Ports, Say, Text
 from bot.dialogue.io import Press as PressInput
 from bot.dialogue.turn import language_of
@@ -94,21 +95,7 @@ def _utf16(ch: str) -> int:
 
 def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     """Pieces of at most `limit` UTF-16 units, cut at a line break where one is near."""
-    pieces = []
-    while sum(_utf16(c) for c in text) > limit:
-        units, cut = 0, 0
-        for i, ch in enumerate(text):
-            units += _utf16(ch)
-            if units > limit:
-                cut = i
-                break
-        newline = text.rfind("\n", 0, cut)
-        if newline > cut // 2:
-            cut = newline
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    pieces.append(text)
-    return [p for p in pieces if p.strip()]
+    return replies.split_text(text, limit, _utf16)
 
 
 def _inline(rows) -> InlineKeyboardMarkup:

@@ -5,7 +5,6 @@ the row, not treated as a failure."""
 from __future__ import annotations
 
 import logging
-import secrets
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -15,13 +14,11 @@ from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import Chat, ErrorEvent, User
 
 from bot.dialogue.turn import language_of
+from bot.replies import SORRY, new_ref
 from bot.telegram.adapter import language_for
-from portal.i18n import _, gettext_for
+from portal.i18n import gettext_for
 
 log = logging.getLogger("gridlink.telegram")
-
-SORRY = _("Sorry, something went wrong on our side and your last message was not handled. "
-          "Please try again; if it keeps happening, tell us this reference: {ref}")
 
 
 @dataclass(frozen=True)
@@ -30,10 +27,6 @@ class Outcome:
 
     status: str  # done, failed
     note: str | None = None
-
-
-def new_ref() -> str:
-    return "E" + secrets.token_hex(4).upper()
 
 
 async def _blocked(event: ErrorEvent) -> Outcome:

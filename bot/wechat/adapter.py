@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from wechatpy.messages import BaseMessage
 
+from bot import replies
 from bot.dialogue.io import Button, Choice, Command, Input, Link, Location, Person, Photo, Say, Text
 from portal.i18n import _, gettext_for
 
@@ -139,18 +140,8 @@ def render(says: list[Say], *, here: bool) -> str:
 
 def split(text: str, limit: int = MESSAGE_BYTES) -> list[str]:
     """Messages of at most `limit` UTF-8 bytes, cut at a line break where one is near."""
-    pieces = []
-    while len(text.encode()) > limit:
-        size, cut = 0, 0
-        for i, ch in enumerate(text):
-            size += len(ch.encode())
-            if size > limit:
-                cut = i
-                break
-        newline = text.rfind("\n", 0, cut)
-        if newline > cut // 2:
-            cut = newline
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    pieces.append(text)
-    return [p for p in pieces if p.strip()]
+    return replies.split_text(text, limit, _utf8)
+
+
+def _utf8(ch: str) -> int:
+    return len(ch.encode())

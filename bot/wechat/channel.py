@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from wechatpy.messages import BaseMessage
 
 from bot.dialogue.io import Choice, Location, Person
 from bot.dialogue.store import Conflict
+from bot.replies import SORRY, new_ref
 from bot.wechat import adapter, inbox
 from bot.wechat.adapter import Event, person_of
 from bot.wechat.client import WeChatApi, WeChatApiError
@@ -26,7 +26,7 @@ from bot.wechat.ports import WeChatPorts
 from bot.wechat.sender import NOT_FOLLOWING, record_inbound, record_unsubscribed
 from bot.wechat.wire import Codec
 from portal.cases.service import utcnow
-from portal.i18n import _, gettext_for
+from portal.i18n import gettext_for
 from portal.intake import geo
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
@@ -43,10 +43,6 @@ HERE_FRESH_S = 30 * 60
 # Where the dialogue's state keeps it (forgotten with the rest of the conversation).
 HERE_KEY = "wx_here"
 
-SORRY = _("Sorry, something went wrong on our side and your last message was not handled. "
-          "Please try again; if it keeps happening, tell us this reference: {ref}")
-
-
 @dataclass
 class Answer:
     """What the request answers with (None: "success") and what follows it."""
@@ -62,10 +58,6 @@ class _Job:
     status: str = "done"
     # The request stopped waiting: the answer goes as customer-service messages.
     late: bool = False
-
-
-def new_ref() -> str:
-    return "E" + secrets.token_hex(4).upper()
 
 
 class WeChatChannel:
