@@ -199,6 +199,13 @@ async def test_voice_menu_and_events(account: Account):
     assert "问题在哪里" in seen and "回复 0" in seen
     seen = await account.say(wx.text(me, "0"), me)
     assert "请核对" in seen
+    # Someone who had not agreed to the privacy notice yet: their place was not kept.
+    stranger = new_openid()
+    assert await account.say(wx.location_event(stranger, glat, glng), stranger) == ""
+    await agree(account, stranger)
+    seen = await account.say(wx.text(stranger, "人民广场的垃圾桶满了"), stranger)
+    seen = await account.say(wx.text(stranger, option(seen, "是，垃圾堆放")), stranger)
+    assert "问题在哪里" in seen and "回复 0" not in seen
     # Unfollowing: nothing to answer, nothing sent to them afterwards.
     assert await account.say(wx.event(me, "unsubscribe"), me) == ""
     assert not (await WeChatContact.get(openid=me)).subscribed
@@ -259,11 +266,12 @@ async def test_a_slow_answer_goes_by_customer_service(settings: Settings, fake: 
         photo = wx.image(me, fake.add_media(jpeg_with_gps()))
         assert await acc.say(photo, me) == ""
         assert await acc.say(photo, me) == ""  # WeChat's retry while it is still in progress
-        await acc.channel.drain()
-        sent = [m["text"] for m in fake.sent(me)]
-        assert len(sent) == 1 and "照片已收到" in sent[0]
-        assert len(fake.calls_of("media_get")) == 1
-        assert (await WeChatContact.get(openid=me)).sent_since_inbound == 1
+        assert fake.sent(me) == []
+    # Shutting down finishes what is in progress: the answer goes out before the API closes.
+    sent = [m["text"] for m in fake.sent(me)]
+    assert len(sent) == 1 and "照片已收到" in sent[0]
+    assert len(fake.calls_of("media_get")) == 1
+    assert (await WeChatContact.get(openid=me)).sent_since_inbound == 1
     await acc.client.aclose()
 
 
