@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import itertools
 import json
 import sys
@@ -40,22 +39,6 @@ _JSON_PARAMS = {"reply_markup", "allowed_updates", "entities", "media", "command
 
 def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
-
-
-def jpeg_with_gps(size: tuple[int, int] = (64, 48), color: str = "orange") -> bytes:
-    """A JPEG photo whose EXIF carries a GPS position (People's Square), as phones write it."""
-    from PIL import ExifTags, Image
-
-    img = Image.new("RGB", size, color)
-    exif = Image.Exif()
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (31.0, 14.0, 21.84)
-    gps[ExifTags.GPS.GPSLongitudeRef] = "E"
-    gps[ExifTags.GPS.GPSLongitude] = (121.0, 29.0, 3.12)
-    out = io.BytesIO()
-    img.save(out, "JPEG", exif=exif)
-    return out.getvalue()
 
 
 def _as_sent(message: dict) -> dict:

@@ -4,7 +4,6 @@ PostgreSQL, with the dialogue state in the database and in Redis."""
 from __future__ import annotations
 
 import asyncio
-import io
 import uuid
 from datetime import timedelta
 
@@ -34,18 +33,9 @@ from portal.cases.models import Person as PersonRow
 from portal.cases.people import forget_identity, link_identity
 from portal.cases.service import change_status
 from portal.intake.throttle import Throttle, storage_for
+from tests.photos import jpeg_with_gps
 
 LIFETIME = timedelta(days=7)
-
-
-def jpeg_with_gps(colour=(200, 30, 30)) -> bytes:
-    img = Image.new("RGB", (64, 48), colour)
-    exif = Image.Exif()
-    gps = exif.get_ifd(0x8825)
-    gps[1], gps[2], gps[3], gps[4] = "N", (31.0, 14.0, 5.0), "E", (121.0, 29.0, 1.0)
-    out = io.BytesIO()
-    img.save(out, "JPEG", exif=exif)
-    return out.getvalue()
 
 
 class FakePorts:
@@ -56,7 +46,7 @@ class FakePorts:
         self.fetched: list[str] = []
 
     def add(self, ref: str, colour=(200, 30, 30)) -> str:
-        self.files[ref] = jpeg_with_gps(colour)
+        self.files[ref] = jpeg_with_gps(size=(64, 48), color=colour)
         return ref
 
     async def fetch_photo(self, ref: str) -> bytes:

@@ -7,34 +7,22 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from argon2 import PasswordHasher
 
 from portal.cases.models import Case, CaseEvent, Department, Report, Status, Subscription
 from portal.intake.service import submit
 from portal.intake.submission import Submission
-from portal.staff.models import Role, StaffSession, StaffUser
+from portal.staff.models import StaffSession, StaffUser
 from portal.staff.service import create_api_key
+from tests.staff import PASSWORD, create_staff
 
 API = "/api/v1/staff"
-PASSWORD = "correct horse battery"
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 EN = {"Accept-Language": "en"}
 
 
-@pytest.fixture(scope="session")
-def password_hash() -> str:
-    # Argon2 is slow on purpose; one hash serves every account of every test.
-    return PasswordHasher().hash(PASSWORD)
-
-
 @pytest.fixture
-async def staff(clean_db, password_hash) -> None:
-    for username, role, dept in (("op", Role.OPERATOR, None), ("boss", Role.ADMIN, None),
-                                 ("roads", Role.DEPARTMENT, "shizheng"),
-                                 ("clean", Role.DEPARTMENT, "shirong")):
-        await StaffUser.create(
-            username=username, password_hash=password_hash, role=role,
-            department=await Department.get(code=dept) if dept else None)
+async def staff(clean_db) -> None:
+    await create_staff()
 
 
 async def login(client, username: str, password: str = PASSWORD):

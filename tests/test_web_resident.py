@@ -14,7 +14,7 @@ import uuid
 
 import httpx
 import pytest
-from PIL import ExifTags, Image
+from PIL import Image
 
 from portal.app import create_app
 from portal.cases import pages
@@ -25,24 +25,13 @@ from portal.photos import store_photo
 from portal.staff import casework
 from portal.staff.service import create_user
 from tests.live import live_server
+from tests.photos import jpeg_with_gps
 
 HTML = {"Accept": "text/html"}
 TEXT = "南京东路100号门口路灯晚上不亮，已经三天了"
 ADDRESS = "黄浦区南京东路100号"
 EMAIL = "zhang.wei@example.org"
 PHONE = "13912345678"
-
-
-def jpeg_with_exif() -> bytes:
-    img = Image.new("RGB", (120, 80), (200, 40, 40))
-    exif = img.getexif()
-    exif[ExifTags.Base.Make] = "SecretCam"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (31.0, 14.0, 21.84)
-    out = io.BytesIO()
-    img.save(out, "JPEG", exif=exif)
-    return out.getvalue()
 
 
 def text_of(html: str) -> str:
@@ -181,7 +170,7 @@ async def test_the_list_pages_by_a_cursor_with_a_next_link(client, app):
 
 async def test_a_report_with_a_photo_gets_a_case_code_and_the_photo_loses_its_exif(
         client, settings):
-    code, receipt = await filed(client, photos=[jpeg_with_exif()], contact=EMAIL)
+    code, receipt = await filed(client, photos=[jpeg_with_gps()], contact=EMAIL)
     assert "感谢您的反映，案件编号为" in receipt.text and f'href="/cases/{code}"' in receipt.text
     report = await Report.get(case__code=code)
     assert report.channel == "web" and report.identity.startswith("web:browser:")
@@ -289,7 +278,7 @@ async def test_photos_that_are_not_photos_are_refused_and_must_be_chosen_again(c
     assert response.status_code == 422
     assert "photos" in errors_of(response.text)
     assert "图片测试" in response.text and "请重新选择照片" in response.text
-    too_many = await send(client, photos=[jpeg_with_exif()] * 4)
+    too_many = await send(client, photos=[jpeg_with_gps()] * 4)
     assert too_many.status_code == 400 and "photos" not in errors_of(too_many.text)
     assert "3" in errors_of(too_many.text)["general"]
     assert await Case.all().count() == 0
@@ -343,7 +332,7 @@ async def test_a_throttled_resident_keeps_what_they_typed(settings):
         await filed(client)
         response = await send(client, category="noise", description="楼下工地半夜施工很吵",
                               address="徐汇区漕溪北路88号", contact=PHONE,
-                              photos=[jpeg_with_exif()])
+                              photos=[jpeg_with_gps()])
     assert response.status_code == 429
     assert 0 < int(response.headers["retry-after"]) <= 600
     html = response.text
@@ -428,7 +417,7 @@ async def test_a_merged_case_leads_to_the_case_that_lives_on(client, other):
 
 
 async def test_only_photos_of_the_repair_are_served(client, settings):
-    code, _ = await filed(client, photos=[jpeg_with_exif()])
+    code, _ = await filed(client, photos=[jpeg_with_gps()])
     case = await Case.get(code=code)
     out = io.BytesIO()
     Image.new("RGB", (60, 40), (20, 160, 20)).save(out, "PNG")

@@ -11,32 +11,21 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from PIL import Image
 
 from portal.cases.models import Case, CaseEvent, Department, Photo, Report, Status
 from portal.intake.service import submit
 from portal.intake.submission import Submission
 from portal.staff.models import Role, StaffSession, StaffUser
+from tests.staff import PASSWORD, create_staff
 
-PASSWORD = "console pass 123"
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture(scope="session")
-def password_hash() -> str:
-    return PasswordHasher().hash(PASSWORD)
-
-
 @pytest.fixture
-async def staff(clean_db, password_hash) -> None:
-    for username, role, dept in (("op", Role.OPERATOR, None), ("boss", Role.ADMIN, None),
-                                 ("roads", Role.DEPARTMENT, "shizheng"),
-                                 ("clean", Role.DEPARTMENT, "shirong")):
-        await StaffUser.create(
-            username=username, password_hash=password_hash, role=role,
-            department=await Department.get(code=dept) if dept else None)
+async def staff(clean_db) -> None:
+    await create_staff()
 
 
 class Browser:

@@ -6,14 +6,13 @@ loopback. On SQLite and PostgreSQL, and with the dialogue state in Redis where i
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import uuid
 
 import httpx
 import pytest
 from aiohttp import web
-from PIL import ExifTags, Image
+from PIL import Image
 
 from bot.wechat.adapter import MESSAGE_BYTES, split
 from bot.wechat.models import WeChatContact, WeChatMessage
@@ -26,7 +25,7 @@ from portal.intake.submission import Submission
 from portal.logs import redact
 from portal.settings import Settings
 from tests import fake_wechat as wx
-from tests.fake_telegram import jpeg_with_gps
+from tests.photos import has_exif_gps, jpeg_with_gps
 
 TOKEN = "gridlinkWxToken"
 # An EncodingAESKey: 43 characters, the base64 of 32 bytes without its "=".
@@ -157,7 +156,7 @@ async def test_a_report_in_chinese_from_follow_to_receipt(account: Account):
     seen = await account.say(wx.text(me, option(seen, "是，路灯故障")), me)
     assert "问题在哪里" in seen and "位置" in seen
     original = jpeg_with_gps()
-    assert Image.open(io.BytesIO(original)).getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    assert has_exif_gps(original)
     seen = await account.say(wx.image(me, fake.add_media(original)), me)
     assert "照片已收到" in seen
     glat, glng = wgs84_to_gcj02(*SQUARE)

@@ -4,32 +4,23 @@ Screenshots of the resident pages in Chinese and English, phone-sized and deskto
 
 from __future__ import annotations
 
-import io
 import re
 from contextlib import contextmanager
 
 import httpx
 import pytest
-from PIL import ExifTags, Image
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser.conftest import DESKTOP, PASSWORD, PHONE, new_page
 from tests.live import live_server
+from tests.photos import jpeg_with_gps
 
 CODE = re.compile(r"GL-\d{8}-\d{4}")
 
 
 def photo_with_exif(path) -> str:
-    """A small JPEG carrying a camera make and a GPS position, as phone photos do."""
-    img = Image.new("RGB", (320, 240), (230, 150, 40))
-    exif = img.getexif()
-    exif[ExifTags.Base.Make] = "SecretCam"
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-    gps[ExifTags.GPS.GPSLatitudeRef] = "N"
-    gps[ExifTags.GPS.GPSLatitude] = (31.0, 14.0, 21.84)
-    out = io.BytesIO()
-    img.save(out, "JPEG", exif=exif)
-    path.write_bytes(out.getvalue())
+    path.write_bytes(jpeg_with_gps(size=(320, 240), color=(230, 150, 40)))
     return str(path)
 
 
