@@ -11,27 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bot.telegram.channel import InvalidUpdate
+from portal.http import BodyTooLarge, read_body
 
 router = APIRouter()
 # Updates are a few KB (a long text with its entities); files never come inline.
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge
-    size, chunks = 0, []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _answer(status: int, detail: str) -> JSONResponse:
@@ -48,8 +32,8 @@ async def webhook(request: Request):
     if not secrets.compare_digest(got, channel.secret.encode()):
         return _answer(401, "Wrong or missing secret token.")
     try:
-        body = await _read_body(request)
-    except _TooLarge:
+        body = await read_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
         return _answer(413, "The update is too large.")
     try:
         payload = json.loads(body)

@@ -9,25 +9,9 @@ from fastapi.responses import PlainTextResponse
 from starlette.background import BackgroundTask
 
 from bot.wechat.wire import MAX_BODY_BYTES, Malformed, Refused, recent, signed
+from portal.http import BodyTooLarge, read_body
 
 router = APIRouter()
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge
-    size, chunks = 0, []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _text(status: int, text: str) -> PlainTextResponse:
@@ -51,8 +35,8 @@ async def deliver(request: Request):
     if not recent(query):
         return _text(403, "The timestamp is too far from now.")
     try:
-        body = await _read_body(request)
-    except _TooLarge:
+        body = await read_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
         return _text(413, "The message is too large.")
     try:
         message, envelope = channel.codec.decode(body, query)

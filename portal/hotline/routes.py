@@ -23,6 +23,7 @@ from portal.hotline.schemas import (
     BatchResult,
     HotlineBatch,
 )
+from portal.http import BodyTooLarge, read_body
 from portal.i18n import _, gettext_for, normalise_language
 from portal.staff.service import check_api_key
 
@@ -32,23 +33,6 @@ api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False,
                               description="A hotline API key of the tickets' line.")
 # Validation errors listed in one answer; the rest are summarised by the count.
 MAX_ERRORS = 50
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    size, chunks = 0, []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _refused(status: int, detail: str, errors: list[dict] | None = None,
@@ -82,8 +66,8 @@ async def post_tickets(request: Request, api_key: str | None = Security(api_key_
         return _refused(401, t(_("Send a valid hotline API key in the X-Api-Key header.")),
                         headers={"WWW-Authenticate": "X-Api-Key"})
     try:
-        raw = await _read_body(request, MAX_BODY_BYTES)
-    except _TooLarge:
+        raw = await read_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
         return _refused(413, t(_("The batch is too large; send at most {mib} MiB at a time."))
                         .format(mib=MAX_BODY_BYTES // (1024 * 1024)))
     try:
