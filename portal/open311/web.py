@@ -22,6 +22,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, normalise_language
 from portal.open311 import xml
 from portal.open311.service import Open311Error, photo_too_large, size_text, too_many_photos
@@ -126,7 +127,7 @@ def _too_large(settings: Settings) -> Open311Error:
 
 
 class _Body:
-    """The request stream, counted against the bound; keeps its last bytes for a check."""
+    """The request stream within the bound (portal.http); keeps its last bytes for a check."""
 
     TAIL = 512
 
@@ -135,18 +136,19 @@ class _Body:
         self.tail = b""
 
     async def stream(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self.request.stream():
-            total += len(chunk)
-            if total > self.limit:
-                raise _too_large(self.settings)
-            self.tail = (self.tail + chunk)[-self.TAIL:]
-            yield chunk
+        try:
+            async for chunk in bounded_stream(self.request, self.limit):
+                self.tail = (self.tail + chunk)[-self.TAIL:]
+                yield chunk
+        except BodyTooLarge:
+            raise _too_large(self.settings) from None
 
 
 async def read_form(request: Request, settings: Settings) -> Form:
     """The posted fields, and the bytes of the `media` files (each read up to its bound)."""
     limit = body_limit(settings)
+    # bounded_stream checks the declared length too, but only once read: this answers 413
+    # before the content type is judged.
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(settings)
