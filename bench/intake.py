@@ -995,22 +995,16 @@ async def _http_rounds(base: str, proc: subprocess.Popen, world: World, requests
         o311 = encode_posts(base, "/open311/v2/requests.json",
                             open311_forms(world, requests + warm, seed + 1000 * (r + 1),
                                           api_key, run=f"h{seed}r{r}"))
-        await drive(base, bare[:warm], concurrency, pid)
-        rps, statuses, cpu, client_cpu, db_cpu = await drive(base, bare[warm:], concurrency,
-                                                             pid, database)
-        print(f"  round {r + 1}: bare insert  {rps:8.1f} req/s  server CPU {cpu:4.0f}% "
-              f"({cpu / rps * 10:.2f} ms a request){_db_cpu(db_cpu, rps)}  "
-              f"clients CPU {client_cpu:4.0f}%  {dict(statuses)}", flush=True)
-        result["bare"].append(rps)
-        result["bare_cpu"].append(cpu)
-        await drive(base, o311[:warm], concurrency, pid)
-        rps, statuses, cpu, client_cpu, db_cpu = await drive(base, o311[warm:], concurrency,
-                                                             pid, database)
-        print(f"  round {r + 1}: open311 POST {rps:8.1f} req/s  server CPU {cpu:4.0f}% "
-              f"({cpu / rps * 10:.2f} ms a request){_db_cpu(db_cpu, rps)}  "
-              f"clients CPU {client_cpu:4.0f}%  {dict(statuses)}", flush=True)
-        result["open311"].append(rps)
-        result["open311_cpu"].append(cpu)
+        for key, label, posts in (("bare", "bare insert ", bare), ("open311", "open311 POST", o311)):
+            await drive(base, posts[:warm], concurrency, pid)
+            rps, statuses, cpu, client_cpu, db_cpu = await drive(base, posts[warm:],
+                                                                 concurrency, pid, database)
+            print(f"  round {r + 1}: {label} {rps:8.1f} req/s  server CPU {cpu:4.0f}% "
+                  f"({cpu / rps * 10:.2f} ms a request){_db_cpu(db_cpu, rps)}  "
+                  f"clients CPU {client_cpu:4.0f}%  {dict(statuses)}", flush=True)
+            result[key].append(rps)
+            result[f"{key}_cpu"].append(cpu)
+        # Counted on the open311 pass, the last of the loop.
         ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
         if ok != requests:
             result.setdefault("errors", Counter()).update(statuses)

@@ -29,6 +29,7 @@ from portal.cases.categories import BY_KEY as CATEGORIES
 from portal.cases.categories import CATEGORIES as CATEGORY_LIST
 from portal.cases.models import OPEN_STATUSES, Department, Report, Status
 from portal.cases.service import STATUS_LABELS, CaseError
+from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
 from portal.photos import PhotoError, store_photo
 from portal.staff import casework, schemas
@@ -191,31 +192,20 @@ def _bad_request(request: Request, message: str, status: int = 400, **params) ->
     return HTTPException(status, _t(request)(message).format(**params))
 
 
-async def _counted(request: Request, limit: int):
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise _bad_request(request, _("What was sent is too large."), 413)
-        yield chunk
-
-
 async def _form(request: Request, *, limit: int = FORM_LIMIT, files: int = 0) -> FormData:
     """The posted form, bounded (declared length, streamed bytes, fields, files), CSRF-checked."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _bad_request(request, _("What was sent is too large."), 413)
     content_type, _params = parse_options_header(request.headers.get("content-type", ""))
     if not content_type and declared in ("", "0"):
         # Nothing was posted (so no token either).
         data = FormData()
     elif content_type == b"multipart/form-data":
         data = await _parse(request, MultiPartParser(
-            request.headers, _counted(request, limit), max_files=files, max_fields=MAX_FIELDS,
-            max_part_size=FORM_LIMIT))
+            request.headers, bounded_stream(request, limit), max_files=files,
+            max_fields=MAX_FIELDS, max_part_size=FORM_LIMIT))
     elif content_type == b"application/x-www-form-urlencoded":
         data = await _parse(request, FormParser(
-            request.headers, _counted(request, limit), max_fields=MAX_FIELDS,
+            request.headers, bounded_stream(request, limit), max_fields=MAX_FIELDS,
             max_part_size=FORM_LIMIT))
     else:
         raise _bad_request(request, _("The form could not be read."), 415)
@@ -227,6 +217,8 @@ async def _form(request: Request, *, limit: int = FORM_LIMIT, files: int = 0) ->
 async def _parse(request: Request, parser: MultiPartParser | FormParser) -> FormData:
     try:
         return await parser.parse()
+    except BodyTooLarge as exc:
+        raise _bad_request(request, _("What was sent is too large."), 413) from exc
     except MultiPartException as exc:
         raise _bad_request(request, _("The form could not be read.")) from exc
 
