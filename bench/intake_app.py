@@ -22,12 +22,8 @@ async def bench_insert(request: Request) -> dict:
     body = (await request.body()).decode()
     conn = connections.get("default")
     now = datetime.now(UTC)
-    if conn.capabilities.dialect == "postgres":
-        rows = await conn.execute_query_dict(
-            "INSERT INTO bench_insert (body, created_at) VALUES ($1, $2) RETURNING id",
-            [body, now])
-    else:
-        rows = await conn.execute_query_dict(
-            "INSERT INTO bench_insert (body, created_at) VALUES (?, ?) RETURNING id",
-            [body, now])
+    values = "$1, $2" if conn.capabilities.dialect == "postgres" else "?, ?"
+    rows = await conn.execute_query_dict(
+        f"INSERT INTO bench_insert (body, created_at) VALUES ({values}) RETURNING id",
+        [body, now])
     return {"id": rows[0]["id"]}
