@@ -156,7 +156,3 @@ def numbers_conflict(a: set[str], b: set[str]) -> bool:
     """Both name a house number on one road, and no number agrees: two places on that road."""
     na, nb = numbered(a), numbered(b)
     return any(road in nb and not (nums & nb[road]) for road, nums in na.items())
-
-
-def crossings(keys_: set[str]) -> set[str]:
-    return {k for k in keys_ if "&" in k}
