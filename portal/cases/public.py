@@ -15,7 +15,16 @@ from portal.cases.categories import BY_KEY, CATEGORIES, CategoryInfo
 from portal.cases.models import OPEN_STATUSES, Case, CaseEvent, Department, Photo, Status
 from portal.cases.service import STATUS_LABELS
 from portal.i18n import _, gettext_for
-from portal.open311.service import COORD_DECIMALS, public_address, public_text
+
+# Published coordinates: 3 decimals is about 110 m of latitude, 95 m of longitude in Shanghai.
+COORD_DECIMALS = 3
+_NOT_ROAD = re.compile(r"[^\u4e00-\u9fff]+")
+_ROAD_NAME = re.compile(r"[\u4e00-\u9fff]{1,12}(?:大道|公路|路|街)")
+# Published descriptions: e-mail addresses, and digit runs long enough to be a phone number or
+# an identity card number (house numbers and dates are shorter).
+_MASK_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_MASK_DIGITS = re.compile(r"\+?\d(?:[\d\s-]{5,}\d)[\dXx]?")
+
 
 # Public case codes (GL-YYYYMMDD-NNNN); anything else is not looked up.
 CODE = re.compile(r"^[A-Za-z0-9-]{1,20}$")
@@ -69,7 +78,33 @@ class PublicCase:
     last_event_id: int = 0
 
 
-def _round(value: float | None) -> float | None:
+def public_text(value: str | None) -> str | None:
+    """A description or a staff note as published: e-mail addresses and phone-like numbers
+    masked."""
+    if not value:
+        return value
+
+    def digits(m: re.Match) -> str:
+        return "***" if sum(ch.isdigit() for ch in m.group(0)) >= 7 else m.group(0)
+
+    return _MASK_DIGITS.sub(digits, _MASK_EMAIL.sub("***", value))
+
+
+def public_address(case: Case) -> str | None:
+    """Road names only: a house, building or flat number could be the reporter's home.
+
+    Taken from the case's address keys ("南京东路#100", "共和新路&大宁路", ...): every run of
+    Chinese characters in them that ends like a road name.
+    """
+    roads: list[str] = []
+    for key in (case.address_keys or "").split("|"):
+        for token in _NOT_ROAD.split(key):
+            if _ROAD_NAME.fullmatch(token) and token not in roads:
+                roads.append(token)
+    return " / ".join(roads) or None
+
+
+def round_point(value: float | None) -> float | None:
     return round(value, COORD_DECIMALS) if value is not None else None
 
 
@@ -79,7 +114,8 @@ def public_case(case: Case, language: str, departments: dict[int, Department]) -
         code=case.code, category=category_name(case.category, language),
         status=case.status.value, status_label=status_label(case.status, language),
         summary=public_text(case.summary) or "", place=public_address(case),
-        lat=_round(case.lat), lng=_round(case.lng), first_reported_at=case.first_reported_at,
+        lat=round_point(case.lat), lng=round_point(case.lng),
+        first_reported_at=case.first_reported_at,
         report_count=case.report_count, reporter_count=case.reporter_count,
         department=(dept.name_en if language == "en" else dept.name_zh) if dept else None,
     )

@@ -30,6 +30,7 @@ from tortoise.transactions import in_transaction
 
 from portal.cases.categories import BY_KEY, CATEGORIES, CategoryInfo
 from portal.cases.models import OPEN_STATUSES, Case, CaseEvent, Department, Photo, Report, Status
+from portal.cases.public import public_address, public_text, round_point
 from portal.cases.service import SHANGHAI, add_event, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake.service import submit, validate
@@ -43,8 +44,6 @@ from portal.staff.service import check_api_key
 DEFAULT_DAYS = 90
 MAX_PAGE_SIZE = 200
 MAX_IDS = 200
-# Published coordinates: 3 decimals is about 110 m of latitude, 95 m of longitude in Shanghai.
-COORD_DECIMALS = 3
 MAX_ATTRIBUTES = 20
 MAX_ATTRIBUTE_CHARS = 500
 MAX_ID_CHARS = 100
@@ -83,13 +82,7 @@ _URL = re.compile(r"^https?://[^\s/\x00-\x1f\x7f][^\s\x00-\x1f\x7f]*$")
 # Public case codes (GL-YYYYMMDD-NNNN); anything else cannot be one of ours.
 _CODE = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 MAX_EMAIL_CHARS = 190
-_NOT_ROAD = re.compile(r"[^\u4e00-\u9fff]+")
-_ROAD_NAME = re.compile(r"[\u4e00-\u9fff]{1,12}(?:大道|公路|路|街)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# Published descriptions: e-mail addresses, and digit runs long enough to be a phone number or
-# an identity card number (house numbers and dates are shorter).
-_MASK_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_MASK_DIGITS = re.compile(r"\+?\d(?:[\d\s-]{5,}\d)[\dXx]?")
 
 
 class Open311Error(Exception):
@@ -433,36 +426,6 @@ def _when(dt: datetime | None) -> str | None:
     return dt.astimezone(SHANGHAI).isoformat(timespec="seconds") if dt else None
 
 
-def public_text(value: str | None) -> str | None:
-    """A description or a staff note as published: e-mail addresses and phone-like numbers
-    masked."""
-    if not value:
-        return value
-
-    def digits(m: re.Match) -> str:
-        return "***" if sum(ch.isdigit() for ch in m.group(0)) >= 7 else m.group(0)
-
-    return _MASK_DIGITS.sub(digits, _MASK_EMAIL.sub("***", value))
-
-
-def public_address(case: Case) -> str | None:
-    """Road names only: a house, building or flat number could be the reporter's home.
-
-    Taken from the case's address keys ("南京东路#100", "共和新路&大宁路", ...): every run of
-    Chinese characters in them that ends like a road name.
-    """
-    roads: list[str] = []
-    for key in (case.address_keys or "").split("|"):
-        for token in _NOT_ROAD.split(key):
-            if _ROAD_NAME.fullmatch(token) and token not in roads:
-                roads.append(token)
-    return " / ".join(roads) or None
-
-
-def _round(value: float | None) -> float | None:
-    return round(value, COORD_DECIMALS) if value is not None else None
-
-
 def _status(status: Status) -> str:
     return "closed" if status in CLOSED_STATUSES else "open"
 
@@ -522,8 +485,8 @@ async def _records(cases: list[Case], language: str, settings: Settings) -> list
             "address": public_address(case),
             "address_id": None,
             "zipcode": None,
-            "lat": _round(case.lat),
-            "long": _round(case.lng),
+            "lat": round_point(case.lat),
+            "long": round_point(case.lng),
             "media_url": photo_url(fixes[m.id], settings) if m.id in fixes else None,
         })
     return out
