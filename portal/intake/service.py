@@ -105,22 +105,29 @@ async def person_for(identity_key: str, language: str, email: str | None = None,
 
 async def _known_person(identity_key: str, email: str | None, phone: str | None
                         ) -> Person | None:
-    rows = await _select(connections.get("default"),
-                         "SELECT p.* FROM identity i JOIN person p ON p.id = i.person_id "
+    conn = connections.get("default")
+    rows = await _select(conn, "SELECT p.* FROM identity i JOIN person p ON p.id = i.person_id "
                          "WHERE i.key = ?", [identity_key])
     if not rows:
         return None
     person = Person._init_from_db(**rows[0])
-    # Contact details fill gaps but never replace what the person gave before: a channel
-    # (an Open311 client, say) must not be able to redirect someone's notifications.
-    changed = False
-    if email and not person.email:
-        person.email, changed = email, True
-    if phone and not person.phone:
-        person.phone, changed = phone, True
-    if changed:
-        await person.save(update_fields=["email", "phone"])
+    person.email, person.phone = await _fill_contact(conn, person.id, person.email,
+                                                     person.phone, email, phone)
     return person
+
+
+async def _fill_contact(conn, person_id: int, email: str | None, phone: str | None,
+                        new_email: str | None, new_phone: str | None
+                        ) -> tuple[str | None, str | None]:
+    """The person's contact details with the new ones filling gaps: never replacing what they
+    gave before, since a channel (an Open311 client, say) must not be able to redirect
+    someone's notifications."""
+    filled = (new_email if new_email and not email else email,
+              new_phone if new_phone and not phone else phone)
+    if filled != (email, phone):
+        await _select(conn, "UPDATE person SET email = ?, phone = ? WHERE id = ?",
+                      [*filled, person_id])
+    return filled
 
 
 async def _select(conn, sql: str, params: list) -> list:
@@ -519,13 +526,7 @@ async def _reporter(conn, sub: Submission, lock_keys: list[int] | None) -> int |
     if not rows or rows[0]["id"] is None:
         return None
     row = rows[0]
-    # A channel (an Open311 client, say) must not be able to redirect someone's
-    # notifications: contact details given before stay.
-    email = sub.email if sub.email and not row["email"] else row["email"]
-    phone = sub.phone if sub.phone and not row["phone"] else row["phone"]
-    if (email, phone) != (row["email"], row["phone"]):
-        await _select(conn, "UPDATE person SET email = ?, phone = ? WHERE id = ?",
-                      [email, phone, row["id"]])
+    await _fill_contact(conn, row["id"], row["email"], row["phone"], sub.email, sub.phone)
     return row["id"]
 
 
