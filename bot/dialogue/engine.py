@@ -50,19 +50,18 @@ class Dialogue:
 
     async def handle(self, who: Person, inp: Input, ports: Ports) -> list[Say]:
         prepared = None
-        if isinstance(inp, Photo):
-            # Downloaded once, outside the retries; whether it is wanted is decided again
-            # against the state the save goes with.
-            state, _version = await self.store.load(who.identity)
-            if report.wants_photo(state, inp, self.settings.max_photos):
-                prepared = await report.fetch_photo(ports, inp.ref, self.settings)
-        for _attempt in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             state, version = await self.store.load(who.identity)
             before = copy.deepcopy(state)
             if "consent" not in state and await Identity.exists(key=who.identity):
                 # Someone who reported or followed before agreed then (their state may have
                 # expired since); /forget removes the identity.
                 state["consent"] = True
+            if attempt == 0 and isinstance(inp, Photo) and report.wants_photo(
+                    state, inp, self.settings.max_photos):
+                # Downloaded once, not again on a retry; whether it is kept is decided again
+                # against the state the save goes with.
+                prepared = await report.fetch_photo(ports, inp.ref, self.settings)
             turn = Turn(who=who, state=state, settings=self.settings, throttle=self.throttle,
                         ports=ports, prepared=prepared)
             await step(turn, inp)
