@@ -559,15 +559,8 @@ async def prepare_database(url: str) -> None:
             await admin.execute(f'CREATE DATABASE "{name}"')
         finally:
             await admin.close()
+    # Puts the categories and departments in too.
     await db.migrate(url)
-    await db.init_db(url)
-    try:
-        from portal.seed import ensure_categories, ensure_departments
-
-        await ensure_categories()
-        await ensure_departments()
-    finally:
-        await db.close_db()
 
 
 async def drop_database(url: str) -> None:

@@ -47,7 +47,6 @@ from bot.telegram.models import TelegramUpdate  # noqa: E402
 from portal import db, logs  # noqa: E402
 from portal.app import create_app  # noqa: E402
 from portal.cases.models import Case  # noqa: E402
-from portal.seed import ensure_categories, ensure_departments  # noqa: E402
 from portal.settings import Settings  # noqa: E402
 from tests.fake_telegram import TOKEN, FakeTelegram, User  # noqa: E402
 
@@ -197,10 +196,8 @@ async def main_async(args) -> None:
     url = args.database_url or f"sqlite://{tmp / 'bench.sqlite3'}"
     if url.startswith("postgres"):
         await recreate_pg(url)
-    await db.migrate(url)
+    await db.migrate(url)  # the categories and departments too
     await db.init_db(url)
-    await ensure_categories()
-    await ensure_departments()
     fake = start_fake()
     settings = Settings(database_url=url, media_dir=tmp / "media", telegram_bot_token=TOKEN,
                         telegram_webhook_secret=SECRET, telegram_api_base=fake.base,
