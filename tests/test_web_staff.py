@@ -412,6 +412,9 @@ async def test_merge_by_code_and_unmerge_a_report(browser, staff, settings):
     op = await browser("op")
     res = await op.post(f"/staff/cases/{b}/merge", {"into": "GL-19990101-0001"})
     assert "There is no case GL-19990101-0001" in flash(await op.get(res.headers["location"]))
+    # When it is the case merged from that is unknown, its page is not found.
+    res = await op.post("/staff/cases/GL-19990101-0001/merge", {"into": a})
+    assert res.status_code == 404
     res = await op.post(f"/staff/cases/{b}/merge", {"into": b.lower()})
     assert "into itself" in flash(await op.get(res.headers["location"]))
     res = await op.post(f"/staff/cases/{b}/merge", {"into": a.lower()})

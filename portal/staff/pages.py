@@ -476,13 +476,13 @@ async def merge(code: str, request: Request, user: Console):
         return _redirect(request, _case_url(code),
                          _t(request)(_("Give the number of the case to merge into.")), "bad")
     body = _model(request, schemas.MergeIn, into=into)
-    await _visible_or_404(request, user, code)
     t = _t(request)
     try:
         target = await casework.merge(user, code, body)
     except casework.Refused as exc:
         if exc.kind == "not_found":
-            # This case is visible (above): it is the other one that is unknown.
+            # 404 when it is this case that is unknown; otherwise the other one is.
+            await _visible_or_404(request, user, code)
             return _redirect(request, _case_url(code), t(_("There is no case {code}.")).format(
                 code=casework.normalise_code(into)[:40]), "bad")
         return _redirect(request, _case_url(code), exc.translated(t), "bad")
