@@ -57,7 +57,11 @@ async def test_transactions_commit_roll_back_and_interleave(tmp_path):
         async def reader() -> int:
             return len(await client.execute_query_dict("SELECT v FROM t"))
 
-        await asyncio.gather(*(writer(n) for n in range(10)), *(reader() for _ in range(10)))
+        # Each reader starts while a writer's transaction is open.
+        seen = (await asyncio.gather(*(task for n in range(10)
+                                       for task in (writer(n), reader()))))[1::2]
+        # It sees whole transactions only (two rows each), some before all were done.
+        assert all(count % 2 == 0 for count in seen) and min(seen) < 20
         rows = await client.execute_query_dict("SELECT v FROM t ORDER BY v")
         assert [r["v"] for r in rows] == [*range(10), *range(100, 110)]
         changed, _ = await client.execute_query("UPDATE t SET v = v + 1 WHERE v < 5")
