@@ -30,8 +30,7 @@ async def record_rating(case: Case | int, person: Person | int, score: int,
         if await Rating.filter(case_id=case_id, person_id=person_id).update(**values):
             break
         try:
-            await Rating.create(case_id=case_id, person_id=person_id, **values)
-            break
+            return await Rating.create(case_id=case_id, person_id=person_id, **values)
         except IntegrityError:
             continue  # rated at the same moment elsewhere: replace that one
     return await Rating.get(case_id=case_id, person_id=person_id)
