@@ -4,10 +4,10 @@ lifespan (inbox sweep; on shutdown, pending updates finished and the HTTP sessio
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from bot import lifecycle
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
 
@@ -26,15 +26,6 @@ def attach(app: FastAPI, settings: Settings, throttle: Throttle) -> None:
     app.include_router(router)
 
 
-@asynccontextmanager
-async def running(app: FastAPI):
-    channel = app.state.telegram
-    if channel is None:
-        log.info("Telegram bot is off: GRIDLINK_TELEGRAM_BOT_TOKEN is not set.")
-        yield
-        return
-    channel.start()
-    try:
-        yield
-    finally:
-        await channel.close()
+def running(app: FastAPI):
+    return lifecycle.running(app.state.telegram, log,
+                             "Telegram bot is off: GRIDLINK_TELEGRAM_BOT_TOKEN is not set.")

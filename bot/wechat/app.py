@@ -5,10 +5,10 @@ dialogue store closed)."""
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from bot import lifecycle
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
 
@@ -27,17 +27,10 @@ def attach(app: FastAPI, settings: Settings, throttle: Throttle) -> None:
     app.include_router(router)
 
 
-@asynccontextmanager
-async def running(app: FastAPI):
+def running(app: FastAPI):
     channel = app.state.wechat
-    if channel is None:
-        log.info("WeChat Official Account is off: GRIDLINK_WECHAT_TOKEN is not set.")
-        yield
-        return
-    log.info("WeChat Official Account message server on /bot/wechat (%s mode).",
-             channel.codec.mode)
-    channel.start()
-    try:
-        yield
-    finally:
-        await channel.close()
+    if channel is not None:
+        log.info("WeChat Official Account message server on /bot/wechat (%s mode).",
+                 channel.codec.mode)
+    return lifecycle.running(channel, log,
+                             "WeChat Official Account is off: GRIDLINK_WECHAT_TOKEN is not set.")
