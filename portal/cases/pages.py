@@ -38,7 +38,7 @@ from portal.intake.submission import InvalidSubmission, Submission, Throttled
 from portal.intake.throttle import Throttle, storage_for
 from portal.open311.service import MAX_EMAIL_CHARS, PHONE_PATTERN, Open311Error, size_text
 from portal.open311.service import public_photo as open311_public_photo
-from portal.open311.web import read_form
+from portal.open311.web import Form, read_form
 from portal.photos import PhotoError, store_photo
 from portal.web import csrf
 from portal.web.lang import page_language
@@ -290,20 +290,25 @@ def _throttled(request: Request, form: ReportForm, lang: str, seconds: int, reas
                       headers={"Retry-After": str(seconds)})
 
 
+async def _posted(request: Request, lang: str) -> Form:
+    """The posted form, CSRF-checked (Open311Error when it cannot be read)."""
+    posted = await read_form(request, request.app.state.settings)
+    csrf.check(request, (posted.fields.get(csrf.FIELD) or [None])[0], lang)
+    return posted
+
+
 @router.post("/report")
 async def report_post(request: Request):
     settings = request.app.state.settings
     lang = page_language(request)
     t = gettext_for(lang)
     try:
-        posted = await read_form(request, settings)
+        posted = await _posted(request, lang)
     except Open311Error as exc:
         # Nothing of the form could be kept: the body was over the bound or not a form.
         form = ReportForm(form_id=_new_form_id(), had_photos=True)
         form.errors["photos" if exc.status == 413 else "general"] = exc.text(lang)
         return _form_page(request, form, status_code=exc.status)
-    token = (posted.fields.get(csrf.FIELD) or [None])[0]
-    csrf.check(request, token, lang)
 
     form = ReportForm.of(posted.fields)
     uploads = [data for data in posted.uploads if data]
@@ -476,14 +481,12 @@ async def _case_changes(case_id: int, last: int, lang: str, end: float
 @router.post("/cases/{code}/follow")
 async def follow(request: Request, case: Case = Depends(_case)):
     """Record that this e-mail address wants to hear about the case."""
-    settings = request.app.state.settings
     lang = page_language(request)
     t = gettext_for(lang)
     try:
-        posted = await read_form(request, settings)
+        posted = await _posted(request, lang)
     except Open311Error as exc:
         raise HTTPException(exc.status, exc.text(lang)) from exc
-    csrf.check(request, (posted.fields.get(csrf.FIELD) or [None])[0], lang)
     case = await public.living_case(case)
     email = _CONTROL.sub("", (posted.fields.get("email") or [""])[0]).strip()[:300]
     error = None
