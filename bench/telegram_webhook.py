@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 from aiogram import Bot, Dispatcher  # noqa: E402
@@ -42,6 +43,7 @@ from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 from aiogram.types import CallbackQuery, Message, Update  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
+from intake import prepare_database  # noqa: E402
 
 from bot.telegram.models import TelegramUpdate  # noqa: E402
 from portal import db, logs  # noqa: E402
@@ -194,9 +196,8 @@ async def main_async(args) -> None:
     logs.setup(logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="gl-tg-bench-"))
     url = args.database_url or f"sqlite://{tmp / 'bench.sqlite3'}"
-    if url.startswith("postgres"):
-        await recreate_pg(url)
-    await db.migrate(url)  # the categories and departments too
+    # A PostgreSQL database dropped and created; migrated, the categories and departments in.
+    await prepare_database(url)
     await db.init_db(url)
     fake = start_fake()
     settings = Settings(database_url=url, media_dir=tmp / "media", telegram_bot_token=TOKEN,
@@ -224,20 +225,6 @@ async def main_async(args) -> None:
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} (others' processes share "
           f"them)")
-
-
-async def recreate_pg(url: str) -> None:
-    import asyncpg
-
-    base, _, name = url.rsplit("?", 1)[0].rpartition("/")
-    if name in ("test", "postgres"):
-        raise SystemExit("give the bench a database of its own, not test or postgres")
-    conn = await asyncpg.connect(base.replace("postgres://", "postgresql://", 1) + "/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def main() -> None:
