@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from tortoise import connections
 
 from bot.telegram.models import TelegramUpdate
+from portal.cases.service import utcnow
+from portal.intake.service import _run
 
 # A pending row this old belongs to a process that died (a handler takes seconds at most).
 STALE_AFTER = timedelta(minutes=2)
@@ -18,10 +20,6 @@ MAX_ATTEMPTS = 3
 KEEP_DONE = timedelta(days=7)
 # Claims in one statement at most (SQLite allows 32,766 parameters; Telegram sends 40 at once).
 MAX_BATCH = 200
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def claim(bot_id: int, update_id: int, payload: dict) -> int | None:
@@ -33,7 +31,7 @@ async def claim_many(bot_id: int, updates: list[tuple[int, dict]]) -> dict[int, 
     """One statement (one commit) for updates that arrived together: {update_id: new row id}
     for those not received before. Written out: the ORM has no INSERT … ON CONFLICT DO
     NOTHING RETURNING, and an IntegrityError per redelivery would abort a batch."""
-    now = _now()
+    now = utcnow()
     conn = connections.get("default")
     rows = [(bot_id, update_id, json.dumps(payload, ensure_ascii=False), "pending", 1, now, now)
             for update_id, payload in updates]
@@ -41,18 +39,9 @@ async def claim_many(bot_id: int, updates: list[tuple[int, dict]]) -> dict[int, 
            "received_at, claimed_at) VALUES "
            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
            + " ON CONFLICT (bot_id, update_id) DO NOTHING RETURNING id, update_id")
-    params = [value for row in rows for value in row]
-    async with conn.acquire_connection() as raw:
-        if conn.capabilities.dialect == "postgres":
-            got = await raw.fetch(_numbered(sql), *params)
-        else:
-            got = await raw.execute_fetchall(sql, params)
+    # The intake's runner of written-out statements (`?` marks on both databases).
+    got = await _run(conn, sql, [value for row in rows for value in row])
     return {row["update_id"]: row["id"] for row in got}
-
-
-def _numbered(sql: str) -> str:
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
 
 
 class Claims:
@@ -93,18 +82,18 @@ class Claims:
 
 async def mark_done(row_id: int, note: str | None = None) -> None:
     await TelegramUpdate.filter(id=row_id, status="pending").update(
-        status="done", error_ref=note, finished_at=_now())
+        status="done", error_ref=note, finished_at=utcnow())
 
 
 async def mark_failed(row_id: int, ref: str) -> None:
     await TelegramUpdate.filter(id=row_id, status="pending").update(
-        status="failed", error_ref=ref, finished_at=_now())
+        status="failed", error_ref=ref, finished_at=utcnow())
 
 
 async def reclaim_stale(bot_id: int) -> list[tuple[int, dict]]:
     """Pending rows of dead processes, claimed again (one process wins each row); rows that
     failed that often are given up as failed."""
-    now = _now()
+    now = utcnow()
     old = now - STALE_AFTER
     await TelegramUpdate.filter(bot_id=bot_id, status="pending", claimed_at__lt=old,
                                 attempts__gte=MAX_ATTEMPTS).update(
@@ -122,4 +111,4 @@ async def reclaim_stale(bot_id: int) -> list[tuple[int, dict]]:
 async def prune(bot_id: int) -> int:
     """Forget finished updates after a week (Telegram redelivers for a day at most)."""
     return await TelegramUpdate.filter(bot_id=bot_id, status="done",
-                                       finished_at__lt=_now() - KEEP_DONE).delete()
+                                       finished_at__lt=utcnow() - KEEP_DONE).delete()
