@@ -92,6 +92,8 @@ class FakeTelegram:
         # Sizes announced instead of the real one (a file_size Telegram got wrong).
         self.announced: dict[str, int] = {}
         self.chats: dict[int, dict] = {}
+        # Calls answered with an error: (method, description).
+        self.refused: list[tuple[str, str]] = []
         # Per chat, every message both ways, in order (the page shows these).
         self.transcript: dict[int, list[dict]] = {}
         self.answered: set[str] = set()
@@ -299,6 +301,7 @@ class FakeTelegram:
             self._check_fault(method, params)
             result = await handler(params)
         except ApiError as exc:
+            self.refused.append((method, exc.description))
             body = {"ok": False, "error_code": exc.code, "description": exc.description}
             if exc.retry_after is not None:
                 body["parameters"] = {"retry_after": exc.retry_after}
