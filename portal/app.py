@@ -41,12 +41,22 @@ class HeadAsGet:
 
         async def without_body(message):
             if message["type"] == "http.response.body":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
                 if message.get("more_body", False):
-                    return
-                message = {"type": "http.response.body", "body": b"", "more_body": False}
+                    # A streamed answer (live updates) could run for long: HEAD is answered
+                    # with the headers, so stop producing the body now.
+                    raise _HeadAnswered
+                return
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        try:
+            await self.app({**scope, "method": "GET"}, receive, without_body)
+        except* _HeadAnswered:  # a streamed response raises it from inside its task group
+            pass
+
+
+class _HeadAnswered(Exception):
+    pass
 
 
 def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> FastAPI:

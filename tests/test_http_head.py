@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 
 def get_paths(routes, prefix: str = "") -> set[str]:
     """The GET routes' paths, included routers' too (FastAPI keeps those apart)."""
@@ -34,3 +36,17 @@ async def test_every_get_route_answers_head_like_get_without_a_body(app, client)
 async def test_head_does_not_open_post_only_routes(client):
     r = await client.head("/staff/logout")
     assert r.status_code == 405 and r.content == b""
+
+
+async def test_head_on_a_live_update_stream_answers_at_once(settings, throttle, client):
+    from portal.intake.service import submit
+    from portal.intake.submission import Submission
+
+    receipt = await submit(Submission(reporter="web:head@example.org", channel="web",
+                                      text="南京东路100号门口垃圾满了", category="garbage",
+                                      address="南京东路100号"), throttle=throttle,
+                           settings=settings)
+    # The stream itself runs for many seconds; HEAD wants only its headers.
+    head = await asyncio.wait_for(client.head(f"/cases/{receipt.case_code}/events"), timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/event-stream")
