@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from bot.dialogue.io import Button, Person, Ports, Say
 from portal.i18n import gettext_for
+from portal.intake.service import _CONTROL
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
 
-# Control characters (NUL breaks PostgreSQL text) other than newline and tab.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
 
 def clean(value: str | None, limit: int | None = None) -> str:
-    text = CONTROL.sub("", value or "").strip()
+    # The intake's set: control characters (NUL breaks PostgreSQL text) but newline and tab.
+    text = _CONTROL.sub("", value or "").strip()
     return text[:limit] if limit is not None else text
 
 
