@@ -55,12 +55,14 @@ class FloodControl(BaseMiddleware):
         verdict = await self.gate.admit(str(user.id), album)
         if verdict == "pass":
             return await handler(event, data)
-        text = gettext_for(await language_for(data["dialogue"], user))(WARNING)
+        # Past the warning, a flood costs no dialogue state load per message.
+        text = (gettext_for(await language_for(data["dialogue"], user))(WARNING)
+                if verdict == "warn" else None)
         with suppress(TelegramAPIError):
             if isinstance(event, CallbackQuery):
                 # Every callback query is answered, or the button keeps spinning.
-                await event.answer(text if verdict == "warn" else None)
-            elif verdict == "warn" and isinstance(event, Message):
+                await event.answer(text)
+            elif text is not None and isinstance(event, Message):
                 await event.answer(text)
         return None
 
