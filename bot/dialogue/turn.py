@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 
 from bot.dialogue.io import Button, Person, Ports, Say
 from portal.i18n import gettext_for
-from portal.intake.service import _CONTROL
+from portal.intake.text import CONTROL_CHARS
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
 
 
 def clean(value: str | None, limit: int | None = None) -> str:
     # The intake's set: control characters (NUL breaks PostgreSQL text) but newline and tab.
-    text = _CONTROL.sub("", value or "").strip()
+    text = CONTROL_CHARS.sub("", value or "").strip()
     return text[:limit] if limit is not None else text
 
 

@@ -12,7 +12,7 @@ from tortoise import connections
 
 from bot.telegram.models import TelegramUpdate
 from portal.cases.service import utcnow
-from portal.intake.service import _run
+from portal.db import run_sql
 
 # A pending row this old belongs to a process that died (a handler takes seconds at most).
 STALE_AFTER = timedelta(minutes=2)
@@ -40,7 +40,7 @@ async def claim_many(bot_id: int, updates: list[tuple[int, dict]]) -> dict[int, 
            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
            + " ON CONFLICT (bot_id, update_id) DO NOTHING RETURNING id, update_id")
     # The intake's runner of written-out statements (`?` marks on both databases).
-    got = await _run(conn, sql, [value for row in rows for value in row])
+    got = await run_sql(conn, sql, [value for row in rows for value in row])
     return {row["update_id"]: row["id"] for row in got}
 
 

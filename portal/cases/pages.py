@@ -35,6 +35,7 @@ from portal.cases.service import subscribe, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake.service import person_for, submit, validate
 from portal.intake.submission import InvalidSubmission, Submission, Throttled
+from portal.intake.text import CONTROL_CHARS
 from portal.intake.throttle import Throttle, storage_for
 from portal.open311.service import MAX_EMAIL_CHARS, PHONE_PATTERN, Open311Error, size_text
 from portal.open311.service import public_photo as open311_public_photo
@@ -69,7 +70,6 @@ _ID = re.compile(r"[0-9]{1,18}")
 _FORM_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 _PHONE = re.compile(PHONE_PATTERN)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Which form field an intake refusal belongs next to.
 FIELD_OF = {"category": "category", "text": "description", "address": "location",
             "lat": "location", "crs": "location", "media": "photos", "contact": "contact"}
@@ -138,7 +138,7 @@ class ReportForm:
     def of(cls, fields: dict[str, list[str]]) -> ReportForm:
         def one(name: str, limit: int = 4000) -> str:
             values = fields.get(name) or [""]
-            return _CONTROL.sub("", values[0])[:limit]
+            return CONTROL_CHARS.sub("", values[0])[:limit]
 
         form_id = one("form_id", 64)
         return cls(category=one("category", 40), description=one("description"),
@@ -488,7 +488,7 @@ async def follow(request: Request, case: Case = Depends(_case)):
     except Open311Error as exc:
         raise HTTPException(exc.status, exc.text(lang)) from exc
     case = await public.living_case(case)
-    email = _CONTROL.sub("", (posted.fields.get("email") or [""])[0]).strip()[:300]
+    email = CONTROL_CHARS.sub("", (posted.fields.get("email") or [""])[0]).strip()[:300]
     error = None
     if not (len(email) <= MAX_EMAIL_CHARS and _EMAIL.fullmatch(email)):
         error, status = t(_("Enter an e-mail address such as name@example.com.")), 422

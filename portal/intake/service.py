@@ -12,15 +12,11 @@ import asyncio
 import hashlib
 import json
 import math
-import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
-import asyncpg
 from tortoise import connections
-from tortoise.exceptions import DoesNotExist, IntegrityError, OperationalError
+from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.transactions import in_transaction
 
 from portal.cases.categories import BY_KEY, related_to
@@ -33,6 +29,7 @@ from portal.cases.models import (
     Status,
 )
 from portal.cases.service import SHANGHAI, CaseError, merge_cases, utcnow
+from portal.db import run_sql
 from portal.i18n import _, gettext_for
 from portal.intake import geo, matching, text
 from portal.intake.submission import (
@@ -54,7 +51,6 @@ _sqlite_lock = asyncio.Lock()
 
 
 # Control characters (NUL breaks PostgreSQL text) other than newline and tab.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def validate(sub: Submission, settings: Settings) -> None:
@@ -65,9 +61,9 @@ def validate(sub: Submission, settings: Settings) -> None:
         raise InvalidSubmission(_("Unknown channel."), "channel")
     if sub.category not in BY_KEY:
         raise InvalidSubmission(_("Choose one of the listed categories."), "category")
-    sub.text = _CONTROL.sub("", sub.text or "").strip()
+    sub.text = text.CONTROL_CHARS.sub("", sub.text or "").strip()
     if sub.address is not None:
-        sub.address = _CONTROL.sub("", sub.address)
+        sub.address = text.CONTROL_CHARS.sub("", sub.address)
     if "\x00" in sub.reporter or (sub.external_ref and "\x00" in sub.external_ref):
         raise InvalidSubmission(_("The reporter identity is not valid."), "reporter")
     if not sub.text:
@@ -106,7 +102,7 @@ async def person_for(identity_key: str, language: str, email: str | None = None,
 async def _known_person(identity_key: str, email: str | None, phone: str | None
                         ) -> Person | None:
     conn = connections.get("default")
-    rows = await _run(conn, "SELECT p.* FROM identity i JOIN person p ON p.id = i.person_id "
+    rows = await run_sql(conn, "SELECT p.* FROM identity i JOIN person p ON p.id = i.person_id "
                       "WHERE i.key = ?", [identity_key])
     if not rows:
         return None
@@ -125,33 +121,9 @@ async def _fill_contact(conn, person_id: int, email: str | None, phone: str | No
     filled = (new_email if new_email and not email else email,
               new_phone if new_phone and not phone else phone)
     if filled != (email, phone):
-        await _run(conn, "UPDATE person SET email = ?, phone = ? WHERE id = ?",
+        await run_sql(conn, "UPDATE person SET email = ?, phone = ? WHERE id = ?",
                    [*filled, person_id])
     return filled
-
-
-async def _run(conn, sql: str, params: list) -> list:
-    """A statement on the hot path, written out and handed straight to the driver: Tortoise
-    builds every ORM query anew and wraps every raw one in a few layers, which together cost
-    several times what the database does for these short statements. `?` marks the
-    parameters; the rows (sqlite3.Row or asyncpg.Record) are read by column name."""
-    pg = conn.capabilities.dialect == "postgres"
-    try:
-        async with conn.acquire_connection() as raw:
-            if pg:
-                return await raw.fetch(_numbered(sql), *params)
-            return await raw.execute_fetchall(sql, params)
-    except (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError) as exc:
-        raise IntegrityError(exc) from exc
-    except sqlite3.OperationalError as exc:
-        raise OperationalError(exc) from exc
-
-
-@lru_cache(maxsize=512)
-def _numbered(sql: str) -> str:
-    """`?` marks as PostgreSQL's $1, $2..."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
 
 
 def _marks(values) -> str:
@@ -211,7 +183,7 @@ async def _case(conn, case_id: int, *, lock: bool = False) -> CaseRow:
     sql = f"SELECT {', '.join(_CASE_FIELDS)} FROM case_ WHERE id = ?"
     if lock and conn.capabilities.dialect == "postgres":
         sql += " FOR UPDATE"
-    rows = await _run(conn, sql, [case_id])
+    rows = await run_sql(conn, sql, [case_id])
     if not rows:
         raise DoesNotExist("No such case")
     return CaseRow.of(rows[0])
@@ -233,8 +205,8 @@ async def _insert_person(conn, identity_key: str, language: str, email: str | No
         return (await _write_all(conn, [
             ("p", *person), ("i", *_identity_sql(identity_key, _PERSON, now))],
             keep={"id": "p.id"}))["id"]
-    person_id = (await _run(conn, *person))[0]["id"]
-    await _run(conn, *_identity_sql(identity_key, person_id, now))
+    person_id = (await run_sql(conn, *person))[0]["id"]
+    await run_sql(conn, *_identity_sql(identity_key, person_id, now))
     return person_id
 
 
@@ -254,7 +226,7 @@ def _identity_sql(identity_key: str, person_id, now: datetime) -> tuple[str, lis
 async def _find_repeat(person_id: int, feats: matching.Features, now: datetime,
                        settings: Settings, conn) -> CaseRow | None:
     since = now - timedelta(minutes=settings.repeat_window_minutes)
-    recent = await _run(
+    recent = await run_sql(
         conn, "SELECT id, case_id, text, category, lat, lng, address, received_at FROM report "
         "WHERE person_id = ? AND received_at >= ? AND received_at <= ? "
         "ORDER BY received_at DESC LIMIT 10", [person_id, since, now])
@@ -282,7 +254,7 @@ async def _locate(feats: matching.Features) -> tuple[float | None, float | None]
     if not feats.keys:
         return None, None
     keys = sorted(feats.keys)
-    points = await _run(connections.get("default"),
+    points = await run_sql(connections.get("default"),
                         f'SELECT "key", lat, lng, samples FROM address_point WHERE "key" IN '
                         f'({_marks(keys)}) ORDER BY "key"', keys)
     if not points:
@@ -293,7 +265,7 @@ async def _locate(feats: matching.Features) -> tuple[float | None, float | None]
 
 
 async def _learn(keys: set[str], lat: float, lng: float, conn) -> None:
-    await _run(conn, *_learn_sql(keys, lat, lng))
+    await run_sql(conn, *_learn_sql(keys, lat, lng))
 
 
 def _learn_sql(keys: set[str], lat: float, lng: float) -> tuple[str, list]:
@@ -349,11 +321,11 @@ async def _write_all(conn, writes: list[tuple[str, str, list]], keep: dict[str, 
                + " SELECT " + ", ".join(
                    f"(SELECT {ref.split('.')[1]} FROM {ref.split('.')[0]}) AS {alias}"
                    for alias, ref in keep.items()))
-        row = (await _run(conn, sql, [p for _, _, params in writes for p in params]))[0]
+        row = (await run_sql(conn, sql, [p for _, _, params in writes for p in params]))[0]
         return {alias: row[alias] for alias in keep}
     returned = {}
     for name, sql, params in writes:
-        returned[name] = await _run(conn, sql, params)
+        returned[name] = await run_sql(conn, sql, params)
     out = {}
     for alias, ref in keep.items():
         name, column = ref.split(".")
@@ -405,7 +377,7 @@ async def _candidates(feats: matching.Features, lat: float | None, lng: float | 
         params += [*keys, since, *cats, *usable_params]
     if selects:
         # Both searches in one round trip; a case found by both comes twice.
-        for row in await _run(conn, " UNION ALL ".join(selects), params):
+        for row in await run_sql(conn, " UNION ALL ".join(selects), params):
             if row["id"] not in found:
                 found[row["id"]] = CaseRow.of(row)
     return list(found.values())
@@ -442,7 +414,7 @@ async def _receipt(conn, report_id: int, join: str, case: CaseRow, language: str
         if case_id is None:
             return None
         if case_id not in known:
-            rows = await _run(conn, "SELECT code FROM case_ WHERE id = ?", [case_id])
+            rows = await run_sql(conn, "SELECT code FROM case_ WHERE id = ?", [case_id])
             known[case_id] = rows[0]["code"] if rows else None
         return known[case_id]
 
@@ -463,7 +435,7 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
     db = connections.get("default")
     pg = db.capabilities.dialect == "postgres"
     if sub.external_ref:
-        rows = await _run(db, 'SELECT id, "join", case_id FROM report WHERE external_ref = ?',
+        rows = await run_sql(db, 'SELECT id, "join", case_id FROM report WHERE external_ref = ?',
                           [sub.external_ref])
         if rows:
             case = await _case(db, rows[0]["case_id"])
@@ -517,12 +489,12 @@ async def _reporter(conn, sub: Submission, lock_keys: list[int] | None) -> int |
     person = ("SELECT p.id, p.email, p.phone FROM identity i JOIN person p "
               "ON p.id = i.person_id WHERE i.key = ?")
     if lock_keys:
-        rows = await _run(
+        rows = await run_sql(
             conn, "WITH locks AS (SELECT pg_advisory_xact_lock(k) FROM unnest(?::bigint[]) "
             "AS k) SELECT (SELECT count(*) FROM locks) AS locked, found.* FROM (SELECT 1) AS one "
             f"LEFT JOIN ({person}) AS found ON true", [lock_keys, sub.reporter])
     else:
-        rows = await _run(conn, person, [sub.reporter])
+        rows = await run_sql(conn, person, [sub.reporter])
     if not rows or rows[0]["id"] is None:
         return None
     row = rows[0]
@@ -674,9 +646,9 @@ async def _file(sub: Submission, person_id: int | None, feats: matching.Features
             case.id, case.code, report_id = ids["case_id"], ids["code"], ids["report_id"]
             who = ids.get("person_id", who)
         else:
-            value = (await _run(conn, _COUNTER_SQL, [day]))[0]["value"]
+            value = (await run_sql(conn, _COUNTER_SQL, [day]))[0]["value"]
             case.code = f"GL-{day}-{value:04d}"
-            case.id = (await _run(conn, case_sql + " RETURNING id",
+            case.id = (await run_sql(conn, case_sql + " RETURNING id",
                                   [case.code, *case_params]))[0]["id"]
             report_id = (await _write_all(conn, [
                 ("e", *_events_sql(case.id, events, now)), ("r", *report_sql(case.id)),
@@ -726,7 +698,7 @@ async def _lock_case(conn, case_id: int, person_id: int | None) -> tuple[CaseRow
         params = [person_id, case_id]
     if conn.capabilities.dialect == "postgres":
         sql += " FOR UPDATE OF case_"
-    rows = await _run(conn, sql, params)
+    rows = await run_sql(conn, sql, params)
     if not rows:
         raise DoesNotExist("No such case")
     row = dict(rows[0])
@@ -808,6 +780,6 @@ async def _bridge(case: CaseRow, other: CaseRow, now: datetime, conn) -> CaseRow
         await merge_cases(source.id, target.id, actor="intake", now=now)
     except CaseError:
         return case
-    await _run(conn, "UPDATE case_ SET address_keys = ? WHERE id = ?",
+    await run_sql(conn, "UPDATE case_ SET address_keys = ? WHERE id = ?",
                [matching.join_keys(keys), target.id])
     return await _case(conn, target.id)

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# Control characters that have no place in a text a person typed (tab and line breaks,
+# CR LF as browsers send them, stay).
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
 _CLAUSE = re.compile(r"[，。！？；：,.!?;:（）()\[\]【】\n]+")
 

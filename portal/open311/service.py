@@ -35,6 +35,7 @@ from portal.cases.service import SHANGHAI, add_event, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake.service import submit, validate
 from portal.intake.submission import InvalidSubmission, Submission, Throttled
+from portal.intake.text import CONTROL_CHARS
 from portal.intake.throttle import Throttle
 from portal.photos import PhotoError, StoredPhoto, store_photo
 from portal.settings import Settings
@@ -82,7 +83,6 @@ _URL = re.compile(r"^https?://[^\s/\x00-\x1f\x7f][^\s\x00-\x1f\x7f]*$")
 # Public case codes (GL-YYYYMMDD-NNNN); anything else cannot be one of ours.
 _CODE = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 MAX_EMAIL_CHARS = 190
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class Open311Error(Exception):
@@ -239,7 +239,7 @@ def parse_new_request(fields: Mapping[str, list[str]], settings: Settings) -> Ne
                                   "services.json lists."))
     _category(code)
 
-    description = _CONTROL.sub("", _first(fields, "description") or "").strip()
+    description = CONTROL_CHARS.sub("", _first(fields, "description") or "").strip()
     if not description:
         raise Open311Error(400, _("description is missing: describe the problem in a few "
                                   "words."))
@@ -257,7 +257,7 @@ def parse_new_request(fields: Mapping[str, list[str]], settings: Settings) -> Ne
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0):
             raise Open311Error(400, _("lat must be between -90 and 90 and long between -180 "
                                       "and 180 (decimal degrees, WGS-84)."))
-    address = _CONTROL.sub("", _first(fields, "address_string") or "").strip() or None
+    address = CONTROL_CHARS.sub("", _first(fields, "address_string") or "").strip() or None
     if address is not None and len(address) > MAX_ADDRESS_CHARS:
         raise Open311Error(400, _("address_string is too long: use at most {n} characters."),
                            n=MAX_ADDRESS_CHARS)
@@ -295,7 +295,7 @@ def parse_new_request(fields: Mapping[str, list[str]], settings: Settings) -> Ne
             continue
         if len(attributes) >= MAX_ATTRIBUTES:
             raise Open311Error(400, _("Send at most {n} attributes."), n=MAX_ATTRIBUTES)
-        cleaned = [_CONTROL.sub("", v) for v in values]
+        cleaned = [CONTROL_CHARS.sub("", v) for v in values]
         if any(len(v) > MAX_ATTRIBUTE_CHARS for v in cleaned):
             raise Open311Error(400, _("An attribute value may have at most {n} characters."),
                                n=MAX_ATTRIBUTE_CHARS)

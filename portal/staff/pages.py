@@ -31,11 +31,11 @@ from portal.cases.models import OPEN_STATUSES, Department, Report, Status
 from portal.cases.service import STATUS_LABELS, CaseError
 from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
+from portal.intake.text import CONTROL_CHARS
 from portal.photos import PhotoError, store_photo
 from portal.staff import casework, schemas
 from portal.staff import service as staff
 from portal.staff.models import Role, StaffUser
-from portal.staff.schemas import _CONTROL as CONTROL
 from portal.web import csrf
 from portal.web.lang import local_path, page_language
 from portal.web.templating import render
@@ -282,7 +282,7 @@ async def login(request: Request):
     target = _next(_text(request, form, "next"))
     user = None
     # PostgreSQL refuses NUL in text: such a name is simply wrong.
-    if username and password and not CONTROL.search(username):
+    if username and password and not CONTROL_CHARS.search(username):
         user = await staff.authenticate(
             username, password, max_failures=settings.login_max_failures,
             lockout=timedelta(minutes=settings.login_lockout_minutes))

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from portal.cases.models import Status
+from portal.intake.text import CONTROL_CHARS
 from portal.staff.models import Role
 
 NOTE_CHARS = 2000
 # C0 control characters other than tab and line breaks (PostgreSQL refuses NUL in text).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 DEPARTMENT_CODE = r"^[a-z0-9_-]{1,32}$"
 
 
 def _printable(value: str) -> str:
-    if _CONTROL.search(value):
+    if CONTROL_CHARS.search(value):
         raise ValueError("control characters are not allowed")
     return value
 
