@@ -1,16 +1,24 @@
-"""Satisfaction ratings: one per person and case, a later one replaces the earlier."""
+"""Satisfaction ratings: one per person and case, a later one replaces the earlier. A poor
+rating sends the case back to staff, and several "not fixed" reopen it (feedback.satisfaction).
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
+from feedback import satisfaction
 from feedback.models import Rating
 from portal.cases.models import Case, Person
+from portal.cases.service import utcnow
+from portal.settings import Settings
 
 MAX_COMMENT_CHARS = 1000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# GRIDLINK_REOPEN_AFTER_NOT_FIXED's default, for callers without settings at hand.
+REOPEN_AFTER = Settings.model_fields["reopen_after_not_fixed"].default
 
 
 def _id(value: Case | Person | int) -> int:
@@ -18,19 +26,41 @@ def _id(value: Case | Person | int) -> int:
 
 
 async def record_rating(case: Case | int, person: Person | int, score: int,
-                        fixed: bool | None, comment: str | None, channel: str) -> Rating:
+                        fixed: bool | None, comment: str | None, channel: str, *,
+                        reopen_after: int = REOPEN_AFTER,
+                        now: datetime | None = None) -> Rating:
     """`score` 1-5; `fixed` False when the person says the problem is not fixed (None: not
-    said). Who may rate is the caller's decision (the reporters and followers of the case)."""
+    said). Who may rate is the caller's decision (the reporters and followers of the case).
+
+    A rating of 1-2 or "not fixed" flags the case for review (with a staff-only event); when
+    `reopen_after` reporters (settings.reopen_after_not_fixed) have said "not fixed" since the
+    case was resolved, it goes back to in progress. The same rating again changes nothing."""
     if not 1 <= int(score) <= 5:
         raise ValueError("score must be 1 to 5")
+    now = now or utcnow()
     comment = _CONTROL.sub("", comment or "").strip()[:MAX_COMMENT_CHARS] or None
-    values = {"score": int(score), "fixed": fixed, "comment": comment, "channel": channel[:16]}
+    values = {"score": int(score), "fixed": fixed, "comment": comment, "channel": channel[:16],
+              "updated_at": now}
     case_id, person_id = _id(case), _id(person)
-    for _attempt in range(2):
-        if await Rating.filter(case_id=case_id, person_id=person_id).update(**values):
-            break
-        try:
-            return await Rating.create(case_id=case_id, person_id=person_id, **values)
-        except IntegrityError:
-            continue  # rated at the same moment elsewhere: replace that one
-    return await Rating.get(case_id=case_id, person_id=person_id)
+    async with in_transaction() as conn:
+        # Locked: ratings of one case are counted one after the other (PostgreSQL; SQLite
+        # has one writer).
+        locked = await Case.select_for_update().using_db(conn).get_or_none(id=case_id)
+        if locked is None:
+            raise ValueError("no such case")
+        before = await Rating.get_or_none(case_id=case_id, person_id=person_id).using_db(conn)
+        if before is None:
+            rating = await Rating.create(case_id=case_id, person_id=person_id, **values,
+                                         using_db=conn)
+            # The model stamps its own clock on create; the rating's time is `now`.
+            await Rating.filter(id=rating.id).using_db(conn).update(created_at=now,
+                                                                    updated_at=now)
+        elif (before.score, before.fixed, before.comment) == (values["score"], fixed, comment):
+            return before  # pressed twice: nothing new
+        else:
+            await Rating.filter(id=before.id).using_db(conn).update(**values)
+            rating = await Rating.get(id=before.id).using_db(conn)
+        if satisfaction.is_poor(rating.score, rating.fixed):
+            await satisfaction.after_rating(locked, rating, conn, reopen_after=reopen_after,
+                                            now=now)
+    return rating

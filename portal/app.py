@@ -13,11 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.telegram import app as telegram
 from bot.wechat import app as wechat
+from feedback.live import LiveBus
 from portal import db, logs
 from portal.cases.service import CaseError
 from portal.i18n import gettext_for, normalise_language
 from portal.intake.submission import InvalidSubmission, Throttled
 from portal.intake.throttle import Throttle, storage_for
+from portal.scheduler import scheduling
 from portal.seed import ensure_reference_data
 from portal.settings import Settings, get_settings
 from portal.web import lang, templating
@@ -59,6 +61,51 @@ class _HeadAnswered(Exception):
     pass
 
 
+@asynccontextmanager
+async def delivering(app: FastAPI, settings: Settings):
+    """The progress-update worker inside the server (the one-process default); the live-update
+    bus closed at the end."""
+    lock = None
+    try:
+        if settings.worker_in_server and not settings.redis_url:
+            # Without Redis each worker keeps its platforms' pace alone: with
+            # `serve --workers N`, the one process that holds the lock delivers.
+            lock = _deliverer_lock(settings)
+            if lock is None:
+                log.info("progress updates: another server process delivers them")
+        if not settings.worker_in_server or (lock is None and not settings.redis_url):
+            yield
+            return
+        from portal.delivery import build_worker
+
+        worker = build_worker(settings, app.state.live)
+        worker.start()
+        try:
+            yield
+        finally:
+            await worker.close()
+    finally:
+        await app.state.live.close()
+        if lock is not None:
+            lock.close()
+
+
+def _deliverer_lock(settings: Settings):
+    """An open file holding an exclusive lock, or None when another process holds it."""
+    import fcntl
+    from pathlib import Path
+
+    path = Path(settings.media_dir).parent / "delivery.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a")  # noqa: SIM115 (held open as long as the process delivers)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
 def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> FastAPI:
     """`manage_db=False` leaves opening and closing the database to the caller (tests)."""
     settings = settings or get_settings()
@@ -80,7 +127,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
                  "Redis" if settings.redis_url else "in-memory", settings.public_base_url)
         try:
             # Stopped first: pending updates still need the database.
-            async with telegram.running(app), wechat.running(app):
+            async with telegram.running(app), wechat.running(app), delivering(app, settings), \
+                    scheduling(settings):
                 yield
         finally:
             await db.close_db()
@@ -90,9 +138,11 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.state.settings = settings
     app.state.secret_key = secret_key(settings)
     app.state.throttle = Throttle(storage_for(settings.redis_url), settings.throttle_new_reports)
+    app.state.live = LiveBus(settings.redis_url)
     telegram.attach(app, settings, app.state.throttle)
     wechat.attach(app, settings, app.state.throttle)
 
+    from feedback.routes import router as feedback_pages
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router
     from portal.open311.routes import router as open311_router
@@ -104,6 +154,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.include_router(staff_router)
     app.include_router(staff_pages)
     app.include_router(resident_pages)
+    app.include_router(feedback_pages)
     app.include_router(lang.router)
     app.mount("/static", StaticFiles(directory=templating.STATIC), name="static")
     app.add_middleware(HeadAsGet)

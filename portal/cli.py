@@ -1,4 +1,5 @@
-"""The `gridlink` command: serve, migrate, seed-demo, createuser, apikey, telegram, wechat."""
+"""The `gridlink` command: serve, migrate, worker, scheduler, seed-demo, createuser, apikey,
+telegram, wechat."""
 
 from __future__ import annotations
 
@@ -54,6 +55,77 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     asyncio.run(db.migrate(settings.database_url))
     uvicorn.run("portal.main:app", host=host or settings.host, port=port or settings.port,
                 workers=workers, proxy_headers=True)
+
+
+@main.command()
+def worker() -> None:
+    """Deliver progress updates (run as many as wanted on PostgreSQL, with Redis for the pace;
+    set GRIDLINK_WORKER_IN_SERVER=false for the servers then)."""
+    import gc
+    import signal
+
+    from portal.delivery import build_worker
+
+    async def run() -> None:
+        settings = get_settings()
+        await db.init_db(settings.database_url)
+        from feedback.live import LiveBus
+
+        # Without Redis the tracking pages of the servers find the news at their next poll.
+        live = LiveBus(settings.redis_url) if settings.redis_url else None
+        worker = build_worker(settings, live)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        worker.start()
+        # What start-up built lives as long as the process: out of the collector's full
+        # passes, which otherwise pause the sending for 65-200 ms (bench/fanout.py).
+        gc.freeze()
+        try:
+            await stop.wait()
+        finally:
+            await worker.close()
+            if live is not None:
+                await live.close()
+            await db.close_db()
+
+    asyncio.run(db.migrate(get_settings().database_url))
+    asyncio.run(run())
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run every sweep once and exit (e.g. from cron).")
+def scheduler(once: bool) -> None:
+    """Run the scheduled sweeps (satisfaction reminders...): one such process per deployment,
+    with GRIDLINK_WORKER_IN_SERVER=false for the servers."""
+    import signal
+
+    from portal.scheduler import Scheduler, run_all_once
+
+    async def run() -> None:
+        settings = get_settings()
+        await db.init_db(settings.database_url)
+        try:
+            if once:
+                for name, done in (await run_all_once(settings)).items():
+                    click.echo(f"{name}: {done}")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            sweeps = Scheduler(settings)
+            sweeps.start()
+            try:
+                await stop.wait()
+            finally:
+                await sweeps.close()
+        finally:
+            await db.close_db()
+
+    asyncio.run(db.migrate(get_settings().database_url))
+    asyncio.run(run())
 
 
 @main.command("seed-demo")

@@ -82,8 +82,42 @@ class Settings(BaseSettings):
     # WeChat's API, or the test fake (tests/fake_wechat.py).
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_http_timeout: float = 5.0
-    # The template message used for progress updates outside the 48-hour reply window.
+    # The template message used for progress updates outside the 48-hour reply window, and
+    # what goes in its keyword fields: field=what, ";"-separated, what being code, status,
+    # when or title (fields as named in the template chosen in WeChat's library).
     wechat_update_template_id: str = ""
+    wechat_update_template_fields: str = (
+        "character_string1=code;phrase2=status;time3=when;thing4=title")
+
+    # Progress updates (feedback/). E-mail goes out through this SMTP server, e.g.
+    # smtp://user:password@mail.example.org:587 (STARTTLS) or smtps://...:465; empty: no e-mail.
+    smtp_url: str = ""
+    mail_from: str = "Gridlink <noreply@gridlink.invalid>"
+    # Non-urgent updates found in these Shanghai hours wait until their end ("" : never wait).
+    quiet_hours: str = Field("22:00-08:00", pattern=r"^$|^\d{2}:\d{2}-\d{2}:\d{2}$")
+    # Categories whose updates are sent at any hour (comma-separated keys).
+    urgent_categories: str = "manhole,water_leak"
+    # An update waits this long for more changes of the same case, to go out as one message.
+    updates_settle_seconds: float = 15.0
+    # Messages per second in all, every process together (Telegram allows about 30; a margin
+    # keeps network jitter from pushing a second over), and e-mails per second.
+    telegram_rate: int = 29
+    wechat_rate: int = 20
+    email_rate: int = 5
+    # A sender holds a message it took this long at most (then another may take it).
+    delivery_lease_seconds: float = 60.0
+    # Tries of a message before it fails for good (spaced from 5 s up to an hour apart).
+    delivery_max_attempts: int = 12
+    # The delivery worker runs inside `gridlink serve` (the one-process default); set it to
+    # false when `gridlink worker` processes do the delivering.
+    worker_in_server: bool = True
+    # Open tracking pages read their case's new events this often, and at once when the
+    # delivery worker fans out news of it (through Redis between processes, when set).
+    live_poll_seconds: float = 2.0
+    # Satisfaction: the one reminder to rate, this long after asking; this many "not fixed"
+    # answers reopen a resolved case.
+    survey_reminder_hours: float = 24.0
+    reopen_after_not_fixed: int = 2
 
 
 @lru_cache

@@ -24,6 +24,10 @@ PG_URL = os.environ.get("GRIDLINK_TEST_PG_URL", "postgres://postgres@127.0.0.1:5
 REDIS_URL = os.environ.get("GRIDLINK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The progress-update fixtures (a fake Bot API, settings that send at once, the worker);
+# test modules with a `fake` of their own keep theirs.
+pytest_plugins = ("tests.updates",)
+
 
 def _reachable(host: str, port: int) -> bool:
     try:
@@ -71,7 +75,7 @@ async def database_url(request, tmp_path_factory) -> str:
         await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
 
 
-TABLES = ("rating", "dialogue_state", "telegram_update", "wechat_message", "wechat_contact",
+TABLES = ("delivery", "survey", "unreachable", "outbox", "rating", "dialogue_state", "telegram_update", "wechat_message", "wechat_contact",
           "wechat_token", "photo", "subscription", "case_event", "case_key", "report", "case_",
           "identity", "person", "address_point", "daily_counter", "staff_session", "staff_user",
           "api_key")

@@ -6,6 +6,17 @@ for getFile, and plays a user: builders make the updates Telegram would send, an
 posts one to the webhook with the secret header, as Telegram does (or queues it for getUpdates
 when no webhook is set). Faults per chat: 429 with retry_after, 403 "bot was blocked by the user".
 
+With `limits` it keeps the Bot API's broadcast limits (at most 30 messages in any sliding second
+in all, one a second to one chat) and answers 429 with `parameters.retry_after` when a bot breaks
+them, as Telegram does; `throttled` lists those answers. A bot may only write to people who
+started it: a message to a chat the fake does not know is 400 "chat not found" (`add_chats`
+registers many at once). Every message it accepted is in `accepted` (wall time, chat id), which
+`GET /_fake/stats` sums up and `GET /_fake/accepted` lists, for a bench in another process.
+
+For the fan-out bench (limits on, chats registered over HTTP with `POST /_fake/chats`):
+
+    python -m tests.fake_telegram --port 8081 --limits
+
 By hand:
 
     python -m tests.fake_telegram --port 8081 \
@@ -20,10 +31,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import itertools
 import json
+import math
 import sys
 import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import httpx
@@ -35,6 +49,9 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024
 # Parameters that travel as JSON text inside a form.
 _JSON_PARAMS = {"reply_markup", "allowed_updates", "entities", "media", "commands",
                 "caption_entities", "link_preview_options", "reply_parameters"}
+# Methods that put a message into a chat: what the broadcast limits count.
+_MESSAGE_METHODS = {"sendmessage", "sendphoto", "senddocument", "sendmediagroup", "sendlocation",
+                    "sendvenue", "sendsticker", "copymessage", "forwardmessage"}
 
 
 def utf16_len(text: str) -> int:
@@ -64,6 +81,16 @@ class Fault:
 
 
 @dataclass
+class Limits:
+    """The Bot API's broadcast limits (core.telegram.org/bots/faq, "My bot is hitting limits"):
+    messages in any sliding second, all chats together, and the least time between two
+    messages to one chat. Only accepted messages count (a refused one reached nobody)."""
+
+    per_second: int = 30
+    per_chat_s: float = 1.0
+
+
+@dataclass
 class User:
     id: int
     first_name: str = "Test"
@@ -84,6 +111,11 @@ class FakeTelegram:
     # The client deliver() posts with: tests hand in one bound to the app (ASGI transport).
     http: httpx.AsyncClient | None = None
     base: str = ""
+    # The broadcast limits, enforced when set.
+    limits: Limits | None = None
+    # When set, every message to any chat is answered 429 with this retry_after (the bot is
+    # being held back as a whole).
+    flood: int | None = None
 
     def __post_init__(self):
         self.files: dict[str, tuple[str, str, bytes]] = {}  # file_id -> (unique id, path, bytes)
@@ -104,6 +136,16 @@ class FakeTelegram:
         self._update_ids = itertools.count(1000)
         self._message_ids: dict[int, itertools.count] = {}
         self._runner: web.AppRunner | None = None
+        # Every message a method put into a chat: (time.time(), chat id), in order.
+        self.accepted: list[tuple[float, int]] = []
+        # 429s answered because the limits were broken ((time.time(), chat id) each); errors
+        # answered, by code.
+        self.throttled: list[tuple[float, int]] = []
+        self.errors: Counter[int] = Counter()
+        # Calls being answered right now (read but not yet answered).
+        self.active = 0
+        self._window: deque[float] = deque()  # monotonic times of the last second's messages
+        self._chat_last: dict[int, float] = {}
 
     # The server.
 
@@ -112,6 +154,9 @@ class FakeTelegram:
         app.router.add_get("/", self._page)
         app.router.add_get("/_fake/chat", self._page_chat)
         app.router.add_post("/_fake/say", self._page_say)
+        app.router.add_post("/_fake/chats", self._add_chats)
+        app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_get("/_fake/accepted", self._accepted)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         return app
@@ -147,6 +192,29 @@ class FakeTelegram:
 
     def texts(self, chat_id: int) -> list[str]:
         return [m.get("text", "") for m in self.sent(chat_id)]
+
+    def stats(self) -> dict:
+        """What a bench reads: messages accepted, chats reached (and reached more than once),
+        429s, and the wall times of the first and last message."""
+        per_chat = Counter(chat for _t, chat in self.accepted)
+        return {"messages": len(self.accepted), "chats": len(per_chat),
+                "repeated": sum(1 for n in per_chat.values() if n > 1),
+                "throttled": len(self.throttled), "429s": self.errors[429],
+                "first": self.accepted[0][0] if self.accepted else None,
+                "last": self.accepted[-1][0] if self.accepted else None}
+
+    def idle(self) -> bool:
+        """No call being answered and no connection open: whatever a client that went away
+        had sent has been answered (or was cut off before it arrived whole)."""
+        server = self._runner.server if self._runner is not None else None
+        return self.active == 0 and not (server is not None and server.connections)
+
+    def add_chats(self, ids) -> None:
+        """People who started the bot (private chats with no messages yet): bots may write
+        only to them."""
+        for chat_id in ids:
+            self.chats.setdefault(int(chat_id), {"id": int(chat_id), "type": "private",
+                                                 "first_name": "Test"})
 
     def fail(self, chat_id: int, kind: str, **kw) -> None:
         self.faults[chat_id] = Fault(kind, **kw)
@@ -289,6 +357,13 @@ class FakeTelegram:
         return params
 
     async def _method(self, request: web.Request) -> web.Response:
+        self.active += 1
+        try:
+            return await self._answer(request)
+        finally:
+            self.active -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         method = request.match_info["method"].lower()
         try:
             if request.match_info["token"] != self.token:
@@ -299,9 +374,17 @@ class FakeTelegram:
             if handler is None:
                 raise ApiError(404, "Not Found")
             self._check_fault(method, params)
+            counted = method in _MESSAGE_METHODS and "chat_id" in params
+            if counted and self.flood is not None:
+                raise ApiError(429, f"Too Many Requests: retry after {self.flood}", self.flood)
+            if counted:
+                self._check_limits(int(params["chat_id"]))
             result = await handler(params)
+            if counted:
+                self._count(int(params["chat_id"]))
         except ApiError as exc:
             self.refused.append((method, exc.description))
+            self.errors[exc.code] += 1
             body = {"ok": False, "error_code": exc.code, "description": exc.description}
             if exc.retry_after is not None:
                 body["parameters"] = {"retry_after": exc.retry_after}
@@ -325,6 +408,32 @@ class FakeTelegram:
             raise ApiError(429, f"Too Many Requests: retry after {fault.retry_after}",
                            fault.retry_after)
         raise ApiError(403, "Forbidden: bot was blocked by the user")
+
+    def _check_limits(self, chat_id: int) -> None:
+        if self.limits is None:
+            return
+        now = time.monotonic()
+        while self._window and self._window[0] <= now - 1.0:
+            self._window.popleft()
+        waits = []
+        if len(self._window) >= self.limits.per_second:
+            waits.append(self._window[len(self._window) - self.limits.per_second] + 1.0 - now)
+        last = self._chat_last.get(chat_id)
+        if last is not None and now - last < self.limits.per_chat_s:
+            waits.append(last + self.limits.per_chat_s - now)
+        if waits:
+            self.throttled.append((time.time(), chat_id))
+            # Telegram tells whole seconds, at least one.
+            retry_after = max(1, math.ceil(max(waits)))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+
+    def _count(self, chat_id: int) -> None:
+        """One message accepted (the handler ran without awaiting: checked and counted at
+        one moment of the loop)."""
+        now = time.monotonic()
+        self._window.append(now)
+        self._chat_last[chat_id] = now
+        self.accepted.append((time.time(), chat_id))
 
     def _chat(self, params: dict) -> dict:
         chat_id = int(params["chat_id"])
@@ -461,6 +570,20 @@ class FakeTelegram:
 
     async def _page(self, request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
+
+    async def _add_chats(self, request: web.Request) -> web.Response:
+        """{"ids": [...]} or {"first": id, "count": n}: people who started the bot."""
+        body = await request.json()
+        ids = body.get("ids") or range(int(body["first"]), int(body["first"]) + int(body["count"]))
+        self.add_chats(ids)
+        return web.json_response({"chats": len(self.chats)})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _accepted(self, request: web.Request) -> web.Response:
+        """Every message accepted and every 429 for the limits: [time.time(), chat id] each."""
+        return web.json_response({"accepted": self.accepted, "throttled": self.throttled})
 
     def _person(self, request: web.Request, body: dict | None = None) -> User:
         source = body if body is not None else request.query
@@ -670,11 +793,37 @@ def main() -> None:
     parser.add_argument("--token", default=TOKEN)
     parser.add_argument("--webhook", default="", help="deliver updates here (else getUpdates)")
     parser.add_argument("--secret", default="", help="the webhook's secret token")
+    parser.add_argument("--limits", action="store_true",
+                        help="keep the Bot API's broadcast limits (429 when broken)")
+    parser.add_argument("--per-second", type=int, default=Limits.per_second,
+                        help="with --limits: messages in any sliding second, in all")
+    parser.add_argument("--per-chat-s", type=float, default=Limits.per_chat_s,
+                        help="with --limits: least seconds between two messages to one chat")
     args = parser.parse_args()
-    fake = FakeTelegram(token=args.token, webhook_url=args.webhook, webhook_secret=args.secret)
+    fake = FakeTelegram(token=args.token, webhook_url=args.webhook, webhook_secret=args.secret,
+                        limits=Limits(args.per_second, args.per_chat_s) if args.limits else None)
     print(f"Fake Telegram on http://{args.host}:{args.port}/  (token {args.token}; "
-          f"{'webhook ' + args.webhook if args.webhook else 'getUpdates'})", flush=True)
-    web.run_app(fake.web_app(), host=args.host, port=args.port, print=None, access_log=None)
+          f"{'webhook ' + args.webhook if args.webhook else 'getUpdates'}"
+          f"{'; limits ' + str(fake.limits) if fake.limits else ''})", flush=True)
+    app = fake.web_app()
+    app.cleanup_ctx.append(_frozen_records)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+
+
+async def _frozen_records(app: web.Application):
+    """What the fake keeps (every call, every message) out of the garbage collector's full
+    passes: with 10,000 messages kept a full pass stopped the loop for 30 to 60 ms, the
+    requests that came meanwhile were then counted as arriving at once, and the limits
+    answered 429 to a bot that kept them (bench/fanout.py)."""
+
+    async def freeze():
+        while True:
+            await asyncio.sleep(2)
+            gc.freeze()
+
+    task = asyncio.create_task(freeze())
+    yield
+    task.cancel()
 
 
 if __name__ == "__main__":

@@ -427,6 +427,9 @@ async def test_the_list_filters(client, staff, settings):
     assert await codes(category="street_light") == [light]
     assert await codes(department="shizheng") == [light]
     assert await codes(possible_duplicate="true") == [late]
+    await Case.filter(code=garbage).update(review_requested_at=T0 + timedelta(days=4))
+    assert await codes(needs_review="true") == [garbage]
+    assert await codes(needs_review="false") == [late, light]
     assert await codes(q=garbage.lower()) == [garbage]
     assert await codes(created_from="2026-11-21") == [late]
     assert await codes(created_to="2026-11-20") == [garbage, light]
@@ -519,3 +522,72 @@ async def test_two_simultaneous_creations_of_one_username_leave_one_account(clea
         return_exceptions=True)
     assert sum(isinstance(r, UsernameTaken) for r in results) == 1, results
     assert await StaffUser.filter(username="twin.operator").count() == 1
+
+
+# --- satisfaction ------------------------------------------------------------------------------
+
+async def rated(settings, n: int, score: int, fixed: bool | None = None, *,
+                department: str | None = None, now=None, **kw) -> str:
+    """A resolved case rated by its reporter; returns its code."""
+    from feedback.service import record_rating
+
+    code = await report(settings, n, **kw)
+    dept = await Department.get(code=department) if department else None
+    await Case.filter(code=code).update(status=Status.RESOLVED,
+                                        department_id=dept.id if dept else None)
+    r = await Report.get(case__code=code)
+    await record_rating(r.case_id, r.person_id, score, fixed, None, "web", now=now)
+    return code
+
+
+async def test_satisfaction_per_grouping_and_period(client, staff, settings):
+    shanghai_day = datetime(2026, 11, 20, 16, 30, tzinfo=UTC)  # 21 Nov, 00:30 in Shanghai
+    first = await rated(settings, 1, 5, department="shirong", now=shanghai_day)
+    second = await rated(settings, 2, 1, False, department="shirong", category="street_light",
+                         text="路灯不亮", now=shanghai_day + timedelta(days=3))
+    third = await rated(settings, 3, 4, department="shizheng", category="road_damage",
+                        text="路面坑洼", now=shanghai_day + timedelta(days=5))
+    headers = await auth(client, "op")
+    url = f"{API}/metrics/satisfaction"
+
+    res = await client.get(url, headers=headers)
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["group"] == "category" and body["from"] is None
+    assert body["total"] == {"key": None, "ratings": 3, "mean": 3.33, "satisfied": 2,
+                             "share_satisfied": 0.6667, "not_fixed": 1}
+    assert {i["key"]: i["ratings"] for i in body["items"]} == {
+        "garbage": 1, "street_light": 1, "road_damage": 1}
+    by_dept = (await client.get(url, params={"group": "department"}, headers=headers)).json()
+    assert {i["key"]: (i["ratings"], i["mean"]) for i in by_dept["items"]} == {
+        "shirong": (2, 3.0), "shizheng": (1, 4.0)}
+    by_case = (await client.get(url, params={"group": "case"}, headers=headers)).json()
+    assert [i["key"] for i in by_case["items"]] == [second, third, first]
+
+    # Shanghai days, both included: 21 Nov (the first rating, 00:30 there) to 24 Nov.
+    period = (await client.get(url, params={"from": "2026-11-21", "to": "2026-11-24"},
+                               headers=headers)).json()
+    assert period["total"]["ratings"] == 2 and period["from"] == "2026-11-21"
+    assert (await client.get(url, params={"to": "2026-11-20"}, headers=headers)
+            ).json()["total"]["ratings"] == 0
+
+    # A department account: its own department's cases.
+    clean = await auth(client, "clean")
+    own = (await client.get(url, params={"group": "case"}, headers=clean)).json()
+    assert [i["key"] for i in own["items"]] == [second, first]
+
+
+async def test_satisfaction_refuses_what_it_cannot_answer(client, staff):
+    url = f"{API}/metrics/satisfaction"
+    assert (await client.get(url)).status_code == 401
+    headers = await auth(client, "op")
+    for params in ({"group": "organisation"}, {"from": "2026-02-30"}, {"to": "yesterday"}):
+        res = await client.get(url, params=params, headers=headers)
+        assert res.status_code == 422, (params, res.text)
+    res = await client.get(url, params={"from": "2026-11-30", "to": "2026-11-01"},
+                           headers=headers)
+    assert res.status_code == 422
+    assert res.json()["detail"] == "The first day of the period is after its last day."
+    edge = await client.get(url, params={"from": "0001-01-01", "to": "9999-12-31"},
+                            headers=headers)
+    assert edge.status_code == 200 and edge.json()["total"]["ratings"] == 0

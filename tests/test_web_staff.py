@@ -623,3 +623,85 @@ async def test_the_map_is_there_only_with_map_tiles_and_the_coordinates_always(
     page = await op.get(f"/staff/cases/{code}")
     assert 'id="case-map"' in page.text and "/static/vendor/leaflet/leaflet.js" in page.text
     assert "&#34;lat&#34;: 31.2394" in page.text or '"lat": 31.2394' in page.text
+
+
+# --- satisfaction ------------------------------------------------------------------------------
+
+async def rated(settings, n: int, score: int, fixed: bool | None = None, *, comment=None,
+                department: str | None = None, **kw) -> str:
+    """A resolved case rated by its reporter; returns its code."""
+    from feedback.service import record_rating
+
+    code = await report(settings, n, **kw)
+    dept = await Department.get(code=department) if department else None
+    await Case.filter(code=code).update(status=Status.RESOLVED,
+                                        department_id=dept.id if dept else None)
+    r = await Report.get(case__code=code)
+    await record_rating(r.case_id, r.person_id, score, fixed, comment, "telegram")
+    return code
+
+
+async def test_a_poor_rating_shows_in_the_queue_and_on_the_case_until_staff_act(
+        browser, staff, settings):
+    poor = await rated(settings, 1, 2, comment="垃圾还在，只清走了一半")
+    fine = await rated(settings, 2, 5, category="street_light", text="路灯不亮")
+    op = await browser("op")
+
+    async def listed(query: str) -> set[str]:
+        res = await op.get("/staff" + query)
+        assert res.status_code == 200, res.text
+        return set(re.findall(r'class="case-link" href="/staff/cases/([^"]+)"', res.text))
+
+    assert await listed("?review=1") == {poor}
+    assert await listed("") == {poor, fine}
+    assert (await op.get("/staff")).text.count("needs review</span>") == 1
+    page = await op.get(f"/staff/cases/{poor}")
+    assert "needs review" in page.text and "Please look at the case again" in page.text
+    assert "Sent back for review after a rating" in page.text and "rating 2/5" in page.text
+    # The resident's words, for staff; and the case's satisfaction.
+    assert "垃圾还在，只清走了一半" in page.text
+    assert "Ratings: 1 · mean 2.0 · satisfied (4–5): 0 · not fixed: 0" in page.text
+    assert "needs review" not in (await op.get(f"/staff/cases/{fine}")).text
+
+    res = await op.post(f"/staff/cases/{poor}/notes", {"internal_note": "已安排复查"})
+    assert res.status_code == 303
+    assert await listed("?review=1") == set()
+    assert "needs review" not in (await op.get(f"/staff/cases/{poor}")).text
+
+
+async def test_the_satisfaction_page_per_category_department_and_case(browser, staff, settings):
+    await rated(settings, 1, 5, department="shirong")
+    await rated(settings, 2, 1, False, department="shirong", category="street_light",
+                text="路灯不亮")
+    roads = await rated(settings, 3, 4, department="shizheng", category="road_damage",
+                        text="路面坑洼")
+    op = await browser("op")
+    page = await op.get("/staff/metrics")
+    assert page.status_code == 200
+    text = page.text
+    assert "Ratings: 3 · mean 3.3 · satisfied (4–5): 2 · not fixed: 1" in text
+    for heading in ("By category", "By department", "By case, lowest mean first"):
+        assert heading in text
+    assert "street light out" in text and "road damage" in text
+    assert "/staff?review=1" in text  # the one "not fixed" waits for a review
+    # A department sees its own cases only.
+    clean = await browser("clean")
+    own = (await clean.get("/staff/metrics")).text
+    assert "Ratings: 2 · mean 3.0 · satisfied (4–5): 1 · not fixed: 1" in own
+    assert roads not in own and roads in text
+    # A period without ratings.
+    empty = await op.get("/staff/metrics?from=2020-01-01&to=2020-01-31")
+    assert empty.status_code == 200 and "No ratings in this period." in empty.text
+    # In Chinese by default, categories by their Chinese names.
+    zh = await (await browser("op", lang="zh-CN")).get("/staff/metrics")
+    assert zh.status_code == 200 and "路灯故障" in zh.text
+
+
+@pytest.mark.parametrize("query", [
+    "from=2026-13-01", "from=%00", "to=" + "9" * 5000, "from=2026-11-30&to=2026-11-01",
+    "from=20261128", "to=yesterday",
+])
+async def test_a_bad_period_gets_a_400(browser, staff, query):
+    op = await browser("op")
+    res = await op.get(f"/staff/metrics?{query}")
+    assert res.status_code == 400, (query, res.status_code)

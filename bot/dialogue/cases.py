@@ -12,7 +12,7 @@ from bot.dialogue.turn import Turn, clean
 from bot.dialogue.welcome import ask_consent
 from feedback.service import record_rating
 from portal.cases import public
-from portal.cases.models import Case, Identity, Report, Status, Subscription
+from portal.cases.models import Case, Identity, Person, Report, Status, Subscription
 from portal.cases.people import forget_identity
 from portal.cases.service import SHANGHAI, subscribe
 from portal.i18n import gettext_for, translations
@@ -181,7 +181,8 @@ async def rate(turn: Turn, arg: str) -> None:
     score = parsed[1]
     fixed = False if score == NOT_FIXED else None
     score = score or 1
-    await record_rating(case.id, person_id, score, fixed, None, turn.who.channel)
+    await record_rating(case.id, person_id, score, fixed, None, turn.who.channel,
+                        reopen_after=turn.settings.reopen_after_not_fixed)
     turn.state["rating"] = {"case": case.id, "code": case.code, "score": score,
                             "fixed": fixed}
     ask = (t("Sorry it is not fixed yet. What is still wrong? Type it, or tap Skip.")
@@ -196,9 +197,35 @@ async def rating_comment(turn: Turn, value: str) -> None:
     if person_id is None:
         return
     await record_rating(r["case"], person_id, r["score"], r["fixed"], clean(value, 1000),
-                        turn.who.channel)
+                        turn.who.channel, reopen_after=turn.settings.reopen_after_not_fixed)
     turn.say(turn.t("Thank you. Your comment was passed on with your rating of case {code}."
                     ).format(code=r["code"]))
+
+
+# ------------------------------------------------------------------------------ night
+
+
+async def night(turn: Turn, on: bool | None) -> None:
+    """Progress updates during the quiet hours (22:00-08:00) or held until the morning.
+    `on` None shows the choice."""
+    t = turn.t
+    if on is not None:
+        if not turn.state.get("consent"):
+            ask_consent(turn)
+            return
+        person = await person_for(turn.who.identity, turn.lang)
+        await Person.filter(id=person.id).update(updates_at_night=on)
+        turn.say(t("Updates will reach you at any hour, also at night.") if on else
+                 t("Updates found at night will wait until 08:00 (urgent ones excepted)."))
+        return
+    person_id = await _person_id(turn.who.identity)
+    at_night = person_id is not None and await Person.filter(
+        id=person_id, updates_at_night=True).exists()
+    turn.say(t("Updates now reach you at any hour.") if at_night else
+             t("Updates found between 22:00 and 08:00 now wait until the morning, except "
+               "urgent ones."),
+             [[Button(t("At any hour"), "night", "on"),
+               Button(t("Not at night"), "night", "off")]])
 
 
 # ------------------------------------------------------------------------------ forget

@@ -29,6 +29,7 @@ from bot.dialogue.io import (
 )
 from bot.dialogue.store import Conflict, DialogueStore
 from bot.dialogue.turn import Turn, chosen_language, clean
+from feedback.worker import came_back
 from portal.cases.models import Identity
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
@@ -49,6 +50,8 @@ class Dialogue:
         self.store = store
 
     async def handle(self, who: Person, inp: Input, ports: Ports) -> list[Say]:
+        # Someone who blocked the bot and writes again can be sent updates again.
+        await came_back(who.identity)
         prepared = None
         for attempt in range(MAX_ATTEMPTS):
             state, version = await self.store.load(who.identity)
@@ -161,6 +164,8 @@ async def command(turn: Turn, name: str, arg: str) -> None:
         await cases.show_case(turn, arg)
     elif name == "forget":
         cases.ask_forget(turn)
+    elif name == "night":
+        await cases.night(turn, None)
     else:
         welcome.hint(turn)
 
@@ -212,6 +217,8 @@ async def press(turn: Turn, action: str, arg: str) -> None:
         await cases.follow(turn, arg, action == "follow")
     elif action == "rate":
         await cases.rate(turn, arg)
+    elif action == "night" and arg in ("on", "off"):
+        await cases.night(turn, arg == "on")
     elif action == "skip":
         state.pop("rating", None)
         turn.say(turn.t("Thank you for your rating."))

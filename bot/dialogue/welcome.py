@@ -50,6 +50,7 @@ def help_text(turn: Turn) -> None:
         t("/case GL-…: look up a case by its number"),
         t("/cancel: drop the report you are writing"),
         t("/lang: 中文 or English"),
+        t("/night: whether updates may come at night (22:00–08:00)"),
         t("/forget: remove your chat ID and contact details"),
     ]))
 

@@ -98,7 +98,7 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     return replies.split_text(text, limit, _utf16)
 
 
-def _inline(rows) -> InlineKeyboardMarkup:
+def inline_keyboard(rows) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[
         [InlineKeyboardButton(text=b.label, callback_data=PressData(action=b.action,
                                                                     arg=b.arg).pack())
@@ -119,7 +119,7 @@ async def render(bot: Bot, chat_id: int, says: list[Say], hint: str | None,
     for say in says:
         t = gettext_for(say.language or language_of(hint))
         if say.buttons:
-            markup = _inline(say.buttons)
+            markup = inline_keyboard(say.buttons)
         elif say.ask_location:
             markup = _location_keyboard(t)
         else:

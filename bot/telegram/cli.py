@@ -97,7 +97,8 @@ def set_webhook(url: str) -> None:
 # The command menu Telegram shows next to the message field.
 MENU = (("start", _("Start, privacy notice")), ("my", _("My cases")),
         ("case", _("Look up a case by its number")), ("cancel", _("Drop the report I am writing")),
-        ("lang", _("Language: 中文 or English")), ("forget", _("Remove my chat ID and contact details")),
+        ("lang", _("Language: 中文 or English")), ("night", _("Updates at night or not")),
+        ("forget", _("Remove my chat ID and contact details")),
         ("help", _("What the bot can do")))
 
 

@@ -27,6 +27,7 @@ KEYWORDS = {
     "取消": "cancel", "cancel": "cancel",
     "语言": "lang", "language": "lang",
     "开始": "start", "start": "start",
+    "夜间通知": "night", "夜间": "night",
 }
 # Custom menu buttons (`gridlink wechat menu`) send these keys.
 MENU_KEYS = {"REPORT": "report", "MY": "my", "HELP": "help"}

@@ -20,6 +20,9 @@ class Status(StrEnum):
 OPEN_STATUSES = (
     Status.NEW, Status.ACCEPTED, Status.DISPATCHED, Status.IN_PROGRESS, Status.RESOLVED,
 )
+# A case's reporters may rate it once it is resolved, and after it was closed (on every
+# channel); a case worked on again waits for its next resolution.
+RATEABLE = (Status.RESOLVED, Status.CLOSED)
 
 
 class Person(Model):
@@ -30,6 +33,8 @@ class Person(Model):
     # Private: never shown on a public page or API.
     email = fields.CharField(max_length=254, null=True)
     phone = fields.CharField(max_length=32, null=True)
+    # Progress updates during the quiet hours too (else held until the morning).
+    updates_at_night = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -104,6 +109,8 @@ class Case(Model):
     report_count = fields.IntField(default=0)
     reporter_count = fields.IntField(default=0)
     rejected_reason = fields.TextField(null=True)
+    # A reporter rated the result poorly or said it is not fixed: staff should look again.
+    review_requested_at = fields.DatetimeField(null=True)
     first_reported_at = fields.DatetimeField()
     last_reported_at = fields.DatetimeField()
     closed_at = fields.DatetimeField(null=True)
@@ -211,6 +218,22 @@ class CaseEvent(Model):
     class Meta:
         table = "case_event"
         indexes = (("case_id", "created_at"),)
+
+
+class Outbox(Model):
+    """A public event waiting to be turned into progress updates, written in the transaction
+    of the change. Feedback takes each row once (and deletes it) when it fans the event out
+    to the case's subscribers."""
+
+    id = fields.BigIntField(primary_key=True)
+    event: fields.ForeignKeyRelation[CaseEvent] = fields.ForeignKeyField(
+        "portal.CaseEvent", related_name="outbox", on_delete=fields.CASCADE
+    )
+    case_id = fields.BigIntField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "outbox"
 
 
 class Subscription(Model):

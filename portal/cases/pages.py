@@ -30,7 +30,15 @@ from tortoise import connections
 
 from portal.cases import public
 from portal.cases.categories import BY_KEY
-from portal.cases.models import Case, Person, Report, Subscription
+from portal.cases.models import (
+    OPEN_STATUSES,
+    RATEABLE,
+    Case,
+    Identity,
+    Person,
+    Report,
+    Subscription,
+)
 from portal.cases.service import subscribe, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake.service import person_for, submit, validate
@@ -51,13 +59,12 @@ REPORTER_COOKIE = "gl_reporter"
 REPORTER_COOKIE_DAYS = 2 * 365
 # Per network address, whatever the cookies: form posts that reach the intake, and follows.
 ADDRESS_LIMITS = {"report": "30/10 minutes;300/day", "follow": "10/10 minutes;50/day"}
-# Live updates: each connection reads the case's new public events this often (any server
-# process sees what another one wrote), and ends after a while; the browser reconnects with
+# Live updates: each connection reads the case's new public events when told of news and every
+# settings.live_poll_seconds, and ends after a while; the browser reconnects with
 # Last-Event-ID, which also bounds how long a server shutdown waits for open streams.
-STREAM_POLL_S = 2.0
 STREAM_LIFETIME_S = 25.0
 STREAM_RETRY_MS = 2000
-# Open streams per server process (each reads the database every STREAM_POLL_S); past this a
+# Open streams per server process (each reads the database now and then); past this a
 # stream is refused with 503 and the page simply stays as loaded.
 MAX_STREAMS = 1000
 # Of which from one network address: one client cannot take them all.
@@ -160,6 +167,19 @@ def _reporter_token(request: Request) -> str:
     return request.state.new_reporter
 
 
+def web_reporter(request: Request) -> str | None:
+    """This browser's reporter identity, as `_submission` files it; None without the cookie
+    (no new one is made: a browser that never reported is nobody yet)."""
+    token = request.cookies.get(REPORTER_COOKIE)
+    if not token or not _TOKEN.fullmatch(token):
+        return None
+    return _identity_of(token)
+
+
+def _identity_of(token: str) -> str:
+    return "web:browser:" + hashlib.sha256(token.encode()).hexdigest()[:40]
+
+
 def _keep_reporter(request: Request, response) -> None:
     token = getattr(request.state, "new_reporter", None)
     if token:
@@ -230,7 +250,7 @@ def _submission(form: ReportForm, request: Request, lang: str, settings
     token = _reporter_token(request)
     # The same form sent twice (a double tap, a resend after a timeout) files one report.
     ref = hashlib.sha256(f"{token}:{form.form_id}".encode()).hexdigest()[:40]
-    reporter = "web:browser:" + hashlib.sha256(token.encode()).hexdigest()[:40]
+    reporter = _identity_of(token)
     sub = Submission(reporter=reporter, channel="web", text=form.description,
                      category=form.category, lat=lat, lng=lng, crs="wgs84",
                      address=form.address or None, language=lang, email=email, phone=phone,
@@ -395,12 +415,14 @@ async def case_page(request: Request, case: Case = Depends(_case)):
     merged_from = request.query_params.get("merged_from", "")
     return await _tracking_page(
         request, case, merged_from=merged_from if public.CODE.fullmatch(merged_from) else None,
-        following=request.query_params.get("following") == "1")
+        following=request.query_params.get("following") == "1",
+        rated=request.query_params.get("rated") == "1")
 
 
 async def _tracking_page(request: Request, case: Case, *, merged_from: str | None = None,
                          following: bool = False, follow_error: str | None = None,
-                         follow_email: str = "", status_code: int = 200):
+                         follow_email: str = "", rated: bool = False,
+                         status_code: int = 200):
     lang = page_language(request)
     depts = await public.departments()
     events = await public.public_events(case.id)
@@ -410,7 +432,27 @@ async def _tracking_page(request: Request, case: Case, *, merged_from: str | Non
         "case": view, "entries": public.timeline(events, lang, depts),
         "photos": await public.fix_photos(case.id), "merged_from": merged_from,
         "following": following, "follow_error": follow_error, "follow_email": follow_email,
+        "rating": await _rating_form(request, case, rated),
     }, status_code=status_code)
+
+
+async def _rating_form(request: Request, case: Case, rated: bool) -> dict | None:
+    """The rating form (POST /cases/{code}/rating, feedback/routes.py) for the browser that
+    reported the case; None for everyone else. Hidden until the case is resolved: the page's
+    script shows it when the live update says so."""
+    identity = web_reporter(request) if case.status in (*OPEN_STATUSES, *RATEABLE) else None
+    if identity is None:
+        return None
+    person_id = await Identity.get_or_none(key=identity).values_list("person_id", flat=True)
+    if person_id is None or not await Report.exists(case_id=case.id, person_id=person_id):
+        return None
+    # The person's rating so far, through the case's `ratings` (feedback.models.Rating).
+    previous = await case.ratings.filter(person_id=person_id).first()
+    score = "" if previous is None else "0" if previous.fixed is False else str(previous.score)
+    return {"action": f"/cases/{case.code}/rating", "score": score,
+            "comment": (previous.comment or "") if previous else "", "errors": {},
+            "done": rated and previous is not None, "before": previous is not None,
+            "hidden": case.status not in RATEABLE}
 
 
 def _last_event_id(request: Request) -> int:
@@ -446,7 +488,7 @@ async def case_events(request: Request, case: Case = Depends(_case)
     state.address_streams[address] += 1
     try:
         yield ServerSentEvent(comment="gridlink", retry=STREAM_RETRY_MS)
-        async for message in _case_changes(case.id, last, lang, end):
+        async for message in _case_changes(request.app, case.id, last, lang, end):
             yield message
     finally:
         state.open_streams -= 1
@@ -455,9 +497,12 @@ async def case_events(request: Request, case: Case = Depends(_case)
             del state.address_streams[address]
 
 
-async def _case_changes(case_id: int, last: int, lang: str, end: float
+async def _case_changes(app, case_id: int, last: int, lang: str, end: float
                         ) -> AsyncIterable[ServerSentEvent]:
-    """A message whenever the case has public events after `last`, until the loop time `end`."""
+    """A message whenever the case has public events after `last`, until the loop time `end`:
+    read when the live-update bus says the case has news (feedback/live.py), else every
+    `live_poll_seconds`."""
+    poll = app.state.settings.live_poll_seconds
     while True:
         events = await public.public_events(case_id, last)
         if events:
@@ -473,9 +518,12 @@ async def _case_changes(case_id: int, last: int, lang: str, end: float
                 "entries": [e.as_json(local_time(e.at)) for e in entries],
                 "merged_into": master.code if master.id != current.id else None,
             })
-        if asyncio.get_running_loop().time() >= end:
+        left = end - asyncio.get_running_loop().time()
+        if left <= 0:
             return
-        await asyncio.sleep(STREAM_POLL_S)
+        await app.state.live.wait(case_id, min(poll, left))
+        if asyncio.get_running_loop().time() >= end:
+            return  # what came meanwhile, the browser's next stream reads
 
 
 @router.post("/cases/{code}/follow")

@@ -167,6 +167,10 @@ async def list_cases(language: str, *, category: str | None, status: str | None,
 # ------------------------------------------------------------------------------ timeline
 
 _STATUS_VALUES = frozenset(s.value for s in Status)
+# The note of a case reopened because its reporters said it is not fixed (feedback), in the
+# reader's language.
+REOPENED_NOT_FIXED = _("Residents report that the problem is not fixed yet. The case is being "
+                       "worked on again.")
 
 
 @dataclass
@@ -200,6 +204,8 @@ def entry(event: CaseEvent, language: str, depts: dict[int, Department]) -> Entr
     elif event.kind == "status" and event.status_to in _STATUS_VALUES:
         status = event.status_to
         title = t(_("Status: {status}")).format(status=status_label(status, language))
+        if data.get("reopened") == "not_fixed":
+            note = t(REOPENED_NOT_FIXED)
     elif event.kind == "department":
         code = data.get("department")
         dept = next((d for d in depts.values() if d.code == code), None) if code else None

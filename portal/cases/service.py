@@ -17,6 +17,7 @@ from portal.cases.models import (
     CaseEvent,
     CaseKey,
     Department,
+    Outbox,
     Person,
     Photo,
     Report,
@@ -91,15 +92,29 @@ async def next_code(now: datetime, conn) -> str:
     return f"GL-{day}-{rows[0]['value']:04d}"
 
 
+def announced(kind: str, public: bool, data: dict | None) -> bool:
+    """Whether subscribers hear about an event (a progress update): status changes, public
+    notes, merges and photos of the repair. New reports and staff-only events are not news."""
+    if not public:
+        return False
+    if kind == "photo":
+        return (data or {}).get("kind") == "fix"
+    return kind in ("status", "note", "merged")
+
+
 async def add_event(case: Case, kind: str, conn, *, at: datetime | None = None,
                     actor: str = "system", public: bool = True, status_from: str | None = None,
                     status_to: str | None = None, public_note: str | None = None,
                     internal_note: str | None = None, data: dict | None = None) -> CaseEvent:
-    return await CaseEvent.create(
+    at = at or utcnow()
+    event = await CaseEvent.create(
         case=case, kind=kind, actor=actor, public=public, status_from=status_from,
         status_to=status_to, public_note=public_note, internal_note=internal_note,
-        data=data or {}, created_at=at or utcnow(), using_db=conn,
+        data=data or {}, created_at=at, using_db=conn,
     )
+    if announced(kind, public, data):
+        await Outbox.create(event=event, case_id=case.id, created_at=at, using_db=conn)
+    return event
 
 
 async def subscribe(case: Case, person: Person, identity: str, conn,
@@ -115,7 +130,8 @@ async def subscribe(case: Case, person: Person, identity: str, conn,
 
 async def change_status(case_id: int, to: Status | str, *, actor: str,
                         public_note: str | None = None, internal_note: str | None = None,
-                        reason: str | None = None, now: datetime | None = None) -> Case:
+                        reason: str | None = None, now: datetime | None = None,
+                        data: dict | None = None) -> Case:
     to = Status(to)
     now = now or utcnow()
     async with in_transaction() as conn:
@@ -131,10 +147,12 @@ async def change_status(case_id: int, to: Status | str, *, actor: str,
             case.rejected_reason = reason or public_note
         if to in (Status.CLOSED, Status.REJECTED):
             case.closed_at = now
+        # Staff acted on the case: a review a poor rating asked for is done.
+        case.review_requested_at = None
         await case.save(using_db=conn)
         await add_event(case, "status", conn, at=now, actor=actor, status_from=before.value,
                         status_to=to.value, public_note=public_note or reason,
-                        internal_note=internal_note)
+                        internal_note=internal_note, data=data)
     return case
 
 
@@ -146,6 +164,8 @@ async def add_note(case_id: int, *, actor: str, public_note: str | None,
         case = await Case.get_or_none(id=case_id).using_db(conn)
         if case is None:
             raise CaseError(_("No such case."))
+        # Staff acted on the case: a review a poor rating asked for is done.
+        await Case.filter(id=case_id).using_db(conn).update(review_requested_at=None)
         return await add_event(case, "note", conn, at=now, actor=actor,
                                public=bool(public_note), public_note=public_note,
                                internal_note=internal_note)

@@ -212,8 +212,8 @@ async def _insert_person(conn, identity_key: str, language: str, email: str | No
 
 def _person_sql(language: str, email: str | None, phone: str | None, now: datetime
                 ) -> tuple[str, list]:
-    return ("INSERT INTO person (language, email, phone, created_at) VALUES (?, ?, ?, ?) "
-            "RETURNING id", [language, email, phone, now])
+    return ("INSERT INTO person (language, email, phone, updates_at_night, created_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id", [language, email, phone, False, now])
 
 
 def _identity_sql(identity_key: str, person_id, now: datetime) -> tuple[str, list]:

@@ -39,7 +39,7 @@ class LocalWindows:
             if in_window >= item.amount:
                 # The hit that has to leave the window before another one fits.
                 oldest = times[len(times) - item.amount]
-                return max(1.0, math.ceil(oldest + window - now))
+                return oldest + window - now
         horizon = max(item.get_expiry() for item in items)
         self._horizon = max(self._horizon, horizon)
         times = times[bisect_left(times, now - horizon):]
@@ -68,19 +68,25 @@ def storage_for(redis_url: str) -> Storage | LocalWindows:
 
 
 class Throttle:
+    """`whole_seconds`: waits are told to people, in whole seconds (at least one); without it
+    they are exact, for pacing machines (progress updates to a platform)."""
+
     def __init__(self, storage: Storage | LocalWindows, limits: str,
-                 namespace: str = "gridlink:new-report"):
+                 namespace: str = "gridlink:new-report", *, whole_seconds: bool = True):
         self.storage = storage
+        self.whole_seconds = whole_seconds
         self.items: list[RateLimitItem] = parse_many(limits)
         self.namespace = namespace
         self.limiter = (None if isinstance(storage, LocalWindows)
                         else MovingWindowRateLimiter(storage))
 
-    async def hit(self, person_id: int) -> float | None:
-        """Count one new report. None when allowed, else seconds until the person may send."""
-        key = str(person_id)
+    async def hit(self, key: int | str) -> float | None:
+        """Count one hit (a new report of a person...). None when allowed, else seconds until
+        one would be."""
+        key = str(key)
         if self.limiter is None:
-            return self.storage.hit(f"{self.namespace}/{key}", self.items, time.time())
+            return self._wait(self.storage.hit(f"{self.namespace}/{key}", self.items,
+                                               time.time()))
         for item in self.items:
             if not await self.limiter.test(item, self.namespace, key):
                 return await self._retry_after(item, key)
@@ -91,7 +97,12 @@ class Throttle:
 
     async def _retry_after(self, item: RateLimitItem, key: str) -> float:
         stats = await self.limiter.get_window_stats(item, self.namespace, key)
-        return max(1.0, math.ceil(stats.reset_time - time.time()))
+        return self._wait(stats.reset_time - time.time())
+
+    def _wait(self, seconds: float | None) -> float | None:
+        if seconds is None:
+            return None
+        return max(1.0, math.ceil(seconds)) if self.whole_seconds else max(0.0, seconds)
 
     async def reset(self) -> None:
         await self.storage.reset()

@@ -124,6 +124,8 @@ async def _filtered(user: StaffUser, f: schemas.CaseFilter) -> QuerySet[Case]:
         qs = qs.filter(possible_duplicate_of_id__isnull=False)
     elif f.possible_duplicate is False:
         qs = qs.filter(possible_duplicate_of_id__isnull=True)
+    if f.needs_review is not None:
+        qs = qs.filter(review_requested_at__isnull=not f.needs_review)
     if f.q:
         code = normalise_code(f.q)
         qs = qs.filter(code=code) if CASE_CODE.match(code) else qs.filter(id__in=[])
@@ -160,6 +162,7 @@ def _summary(case: Case) -> schemas.CaseSummary:
         possible_duplicate_of=case.possible_duplicate_of.code
         if case.possible_duplicate_of else None,
         master=case.master.code if case.master else None,
+        review_requested_at=case.review_requested_at,
     )
 
 
@@ -289,12 +292,16 @@ class Page:
 
 async def queue_query(user: StaffUser, f: schemas.CaseFilter, *,
                       overdue_days: float | None = None, after_id: int | None = None,
-                      now: datetime | None = None) -> QuerySet[Case]:
+                      now: datetime | None = None, needs_review: bool = False
+                      ) -> QuerySet[Case]:
     """The rows of one page of the queue, and one more to tell whether there are others:
-    newest first from the `f.before_id` cursor, or oldest first after `after_id`."""
+    newest first from the `f.before_id` cursor, or oldest first after `after_id`.
+    `needs_review`: only cases a poor rating sent back to staff."""
     qs = await _filtered(user, f)
     if overdue_days is not None:
         qs = qs.filter(overdue(now or datetime.now(UTC), overdue_days))
+    if needs_review:
+        qs = qs.filter(review_requested_at__isnull=False)
     if after_id:
         return qs.filter(id__gt=after_id).order_by("id").limit(f.limit + 1)
     if f.before_id:
@@ -303,11 +310,14 @@ async def queue_query(user: StaffUser, f: schemas.CaseFilter, *,
 
 
 async def queue(user: StaffUser, f: schemas.CaseFilter, *, overdue_days: float | None = None,
-                after_id: int | None = None, now: datetime | None = None) -> Page:
+                after_id: int | None = None, now: datetime | None = None,
+                needs_review: bool = False) -> Page:
     """The console's queue: newest first, keyset pages either way from a cursor (`f.before_id`
     for older cases, `after_id` for newer ones), so that a deep page costs what the first does.
-    `overdue_days`: only overdue cases (see `overdue`)."""
-    qs = await queue_query(user, f, overdue_days=overdue_days, after_id=after_id, now=now)
+    `overdue_days`: only overdue cases (see `overdue`); `needs_review`: only cases sent back
+    for review."""
+    qs = await queue_query(user, f, overdue_days=overdue_days, after_id=after_id, now=now,
+                           needs_review=needs_review)
     rows = await qs.prefetch_related("department", "possible_duplicate_of")
     more = len(rows) > f.limit
     if after_id:
@@ -317,6 +327,23 @@ async def queue(user: StaffUser, f: schemas.CaseFilter, *, overdue_days: float |
     rows = rows[:f.limit]
     return Page(rows, older=rows[-1].id if more else None,
                 newer=rows[0].id if f.before_id and rows else None)
+
+
+def metrics_department(user: StaffUser) -> int | None:
+    """Whose ratings the user's satisfaction figures count: a department account its own
+    department's cases (0, no case, for one without a department); the centre every case."""
+    if user.role == Role.DEPARTMENT:
+        return user.department_id or 0
+    return None
+
+
+def day_bounds(since: date | None, until: date | None) -> tuple[datetime | None,
+                                                                 datetime | None]:
+    """A period of Shanghai days, both included, as UTC bounds [start, end)."""
+    if since and until and since > until:
+        raise Refused("invalid", _("The first day of the period is after its last day."))
+    return (_shanghai(since, end=False) if since else None,
+            _shanghai(until, end=True) if until else None)
 
 
 def may_run_centre_steps(user: StaffUser) -> bool:

@@ -14,20 +14,22 @@ import hmac
 import json
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
+from feedback import metrics
+from feedback.models import Rating
 from portal.cases.categories import BY_KEY as CATEGORIES
 from portal.cases.categories import CATEGORIES as CATEGORY_LIST
-from portal.cases.models import OPEN_STATUSES, Department, Report, Status
+from portal.cases.models import OPEN_STATUSES, Case, Department, Report, Status
 from portal.cases.service import STATUS_LABELS, CaseError
 from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
@@ -64,6 +66,7 @@ EVENT_LABELS = {
     "flagged": _("Flagged as a possible duplicate"),
     "recurrence": _("A problem reported here before came back"),
     "photo": _("Photo added"),
+    "review": _("Sent back for review after a rating"),
 }
 CHANNEL_LABELS = {
     "web": _("web portal"), "open311": _("Open311 app"), "hotline": _("hotline"),
@@ -333,7 +336,7 @@ def _cursor(request: Request, value: str | None) -> int | None:
 @router.get("/cases")
 async def queue(request: Request, user: Console, status: str = "open", category: str = "",
                 department: str = "", duplicates: str = "", overdue: str = "", q: str = "",
-                before: str | None = None, after: str | None = None):
+                review: str = "", before: str | None = None, after: str | None = None):
     if status == "open":
         statuses = list(OPEN_STATUSES)
     elif status == "all":
@@ -354,6 +357,7 @@ async def queue(request: Request, user: Console, status: str = "open", category:
     if code:
         # A case number finds its case whatever the other filters say.
         status, statuses, category, department, duplicates, overdue = "all", None, "", "", "", ""
+        review = ""
     f = schemas.CaseFilter.model_construct(
         status=statuses, category=[category] if category else None,
         department=department or None, possible_duplicate=True if duplicates else None,
@@ -363,12 +367,13 @@ async def queue(request: Request, user: Console, status: str = "open", category:
     now = datetime.now(UTC)
     try:
         page = await casework.queue(user, f, after_id=_cursor(request, after), now=now,
-                                    overdue_days=settings.overdue_days if overdue else None)
+                                    overdue_days=settings.overdue_days if overdue else None,
+                                    needs_review=bool(review))
     except casework.Refused as exc:
         raise HTTPException(400, exc.translated(_t(request))) from exc
     filters = {"status": status, "category": category, "department": department,
                "duplicates": "1" if duplicates else "", "overdue": "1" if overdue else "",
-               "q": code}
+               "review": "1" if review else "", "q": code}
     kept = {k: v for k, v in filters.items() if v and not (k == "status" and v == "open")}
     return await _page(request, user, "staff/queue.html", {
         "page": page, "filters": filters, "categories": CATEGORY_LIST,
@@ -418,8 +423,19 @@ async def _case_view(request: Request, user: StaffUser, code: str, *,
         "overdue": casework.is_overdue(case, datetime.now(UTC), settings.overdue_days),
         "map_points": _map_points(case) if settings.map_tile_url else [],
         "max_photo_mb": settings.max_photo_bytes // (1024 * 1024),
+        **await _satisfaction(case.id),
         **({"flash": {"kind": "bad", "text": refusal}} if refusal else {}),
     }, status_code=status_code)
+
+
+async def _satisfaction(case_id: int) -> dict:
+    """The case's ratings for the case page, and whether a poor one asks for a review."""
+    return {
+        "review_requested_at": await Case.get(id=case_id)
+        .values_list("review_requested_at", flat=True),
+        "rating_rollup": await metrics.case_rollup(case_id),
+        "ratings": await Rating.filter(case_id=case_id).order_by("-updated_at", "-id"),
+    }
 
 
 def _map_points(case: schemas.CaseDetail) -> list[dict]:
@@ -565,6 +581,42 @@ async def photo(photo_id: str, request: Request, user: Console):
     return FileResponse(path, media_type=found.content_type,
                         headers={"Cache-Control": "private, max-age=3600",
                                  "X-Content-Type-Options": "nosniff"})
+
+
+# --- satisfaction -----------------------------------------------------------------------------
+
+def _day(request: Request, value: str) -> date | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise _bad_request(request, _("Please give the days as YYYY-MM-DD, e.g. 2026-11-28."))
+
+
+@router.get("/metrics")
+async def metrics_page(request: Request, user: Console,
+                       since: Annotated[str, Query(alias="from")] = "",
+                       until: Annotated[str, Query(alias="to")] = ""):
+    """Satisfaction ratings of a period: the total, and a table per category, department and
+    case (the worst first). A department account sees its own department's cases."""
+    first, last = _day(request, since), _day(request, until)
+    try:
+        start, end = casework.day_bounds(first, last)
+    except casework.Refused as exc:
+        raise HTTPException(400, exc.translated(_t(request))) from exc
+    scope = {"since": start, "until": end, "department_id": casework.metrics_department(user)}
+    groups = {group: await metrics.rollup(group, **scope, limit=PAGE_SIZE)
+              for group in ("category", "department", "case")}
+    return await _page(request, user, "staff/metrics.html", {
+        "since": first.isoformat() if first else "", "until": last.isoformat() if last else "",
+        "total": (await metrics.rollup(None, **scope))[0], "groups": groups,
+        "review_count": await casework.scope(user).filter(
+            review_requested_at__isnull=False).count(),
+    })
 
 
 # --- accounts (admin) -------------------------------------------------------------------------

@@ -8,12 +8,14 @@ does not allow it, 422 invalid input.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import Annotated
+from datetime import date, timedelta
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
+from feedback import metrics
 from portal.cases.service import CaseError
 from portal.i18n import _, gettext_for, normalise_language
 from portal.staff import casework, schemas
@@ -190,3 +192,50 @@ async def unmerge(report_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], request:
     """Take one report out of its case into a new case of its own (answered with the new case)."""
     case = await _run(request, casework.unmerge(user, report_id))
     return await _run(request, casework.case_detail(user, case.code))
+
+
+# --- satisfaction ------------------------------------------------------------------------------
+
+class RollupOut(BaseModel):
+    key: str | None = Field(description="The case code, category key or department code "
+                                        "(null: no department); null for the total.")
+    ratings: int
+    mean: float | None = Field(description="Mean score, 1 to 5 (null without ratings).")
+    satisfied: int = Field(description="Ratings of 4 or 5.")
+    share_satisfied: float | None = Field(description="satisfied / ratings.")
+    not_fixed: int = Field(description='Ratings saying "not fixed".')
+
+
+class SatisfactionOut(BaseModel):
+    group: str
+    since: date | None = Field(None, alias="from")
+    until: date | None = Field(None, alias="to")
+    total: RollupOut
+    items: list[RollupOut]
+
+
+def _out(r: metrics.Rollup) -> RollupOut:
+    return RollupOut(key=r.key, ratings=r.ratings,
+                     mean=round(r.mean, 2) if r.mean is not None else None,
+                     satisfied=r.satisfied, not_fixed=r.not_fixed,
+                     share_satisfied=round(r.share_satisfied, 4)
+                     if r.share_satisfied is not None else None)
+
+
+@router.get("/metrics/satisfaction", response_model=SatisfactionOut, response_model_by_alias=True)
+async def satisfaction(request: Request, user: Staff,
+                       group: Literal["category", "department", "case"] = "category",
+                       since: Annotated[date | None, Query(alias="from")] = None,
+                       until: Annotated[date | None, Query(alias="to")] = None):
+    """Satisfaction ratings given in a period (`from`, `to`: Shanghai days, both included;
+    either may be left out), grouped per category, department or case (cases: lowest mean
+    first, 500 at most). A department account sees its own department's cases."""
+    try:
+        start, end = casework.day_bounds(since, until)
+    except casework.Refused as exc:
+        raise HTTPException(422, exc.translated(_t(request))) from exc
+    scope = {"since": start, "until": end, "department_id": casework.metrics_department(user)}
+    return SatisfactionOut.model_validate({
+        "group": group, "from": since, "to": until,
+        "total": _out((await metrics.rollup(None, **scope))[0]),
+        "items": [_out(r) for r in await metrics.rollup(group, **scope)]})

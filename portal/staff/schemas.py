@@ -69,6 +69,9 @@ class CaseFilter(BaseModel):
     department: str | None = Field(None, pattern=DEPARTMENT_CODE, description="Department code.")
     possible_duplicate: bool | None = Field(
         None, description="true: only cases flagged as a possible duplicate of another.")
+    needs_review: bool | None = Field(
+        None, description="true: only cases a reporter's poor rating or \"not fixed\" sent "
+                          "back for review; false: only the others.")
     q: Text | None = Field(None, max_length=40, description="A case code, e.g. GL-20261128-0042.")
     created_from: date | datetime | None = Field(
         None, description="First reported at or after (a date is a Shanghai day; a time "
@@ -94,6 +97,9 @@ class CaseSummary(BaseModel):
     last_reported_at: datetime
     possible_duplicate_of: str | None = None
     master: str | None = Field(None, description="For a merged case: the case it went into.")
+    review_requested_at: datetime | None = Field(
+        None, description="When a reporter's poor rating or \"not fixed\" asked staff to look "
+                          "again; cleared by the next status change or note.")
 
 
 class CaseList(BaseModel):

@@ -8,6 +8,8 @@
   var timeline = document.getElementById("timeline");
   var count = document.getElementById("reporter-count");
   var note = document.getElementById("live-note");
+  // The reporter's rating form, there but hidden until the case is resolved.
+  var rating = document.getElementById("rating");
   var source = new EventSource(article.dataset.events);
 
   source.addEventListener("open", function () { note.textContent = article.dataset.live; });
@@ -17,6 +19,7 @@
     status.className = "badge big " + data.status;
     status.dataset.status = data.status;
     count.textContent = data.reporter_count;
+    if (rating) rating.hidden = data.status !== "resolved" && data.status !== "closed";
     data.entries.forEach(function (entry) {
       if (timeline.querySelector('li[data-id="' + entry.id + '"]')) return;
       var li = document.createElement("li"), time = document.createElement("time");

@@ -1,0 +1,91 @@
+"""Progress updates to WeChat followers: the sender the delivery worker (feedback) uses.
+
+Inside the 48-hour window a customer-service text (the rating offered as numbered replies, as
+everywhere in this account: the numbers are remembered in the person's dialogue so that
+"回复 3" rates), outside it the update template (bot/wechat/sender.py decides and treats
+WeChat's answers).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.dialogue.cases import rating_buttons
+from bot.dialogue.engine import remember_offer
+from bot.dialogue.io import Link, Say
+from bot.dialogue.store import Conflict, DialogueStore, store_for
+from bot.wechat import adapter
+from bot.wechat.client import WeChatApi
+from bot.wechat.sender import send_update
+from bot.wechat.tokens import token_store_for
+from feedback.channels import SENT, Notice, Outcome, Pace
+from portal.i18n import _, gettext_for
+from portal.settings import Settings
+
+log = logging.getLogger("gridlink.wechat")
+
+OPEN_CASE = _("Open the case page")
+
+
+def template_fields(spec: str, notice: Notice) -> dict[str, str]:
+    """`field=what;...` (settings.wechat_update_template_fields) filled from the notice."""
+    values = {"code": notice.case_code, "status": notice.status, "when": notice.when,
+              "title": notice.title}
+    fields = {}
+    for part in spec.split(";"):
+        name, _sep, what = part.partition("=")
+        if name.strip() and what.strip() in values:
+            fields[name.strip()] = values[what.strip()]
+    return fields
+
+
+class WeChatSender:
+    channel = "wechat"
+
+    def __init__(self, settings: Settings, api: WeChatApi, store: DialogueStore):
+        self.settings = settings
+        self.api = api
+        self.store = store
+        self.pace = Pace(per_second=settings.wechat_rate)
+
+    @classmethod
+    def build(cls, settings: Settings) -> WeChatSender:
+        return cls(settings, WeChatApi(settings, token_store_for(settings)), store_for(settings))
+
+    async def send(self, address: str, notice: Notice) -> Outcome:
+        openid = address.removeprefix("wx:")
+        t = gettext_for(notice.language)
+        say = Say(notice.body, [*(rating_buttons(notice.case_code, notice.language)
+                                  if notice.ask_rating else []),
+                                [Link(t(OPEN_CASE), notice.url)]], language=notice.language)
+        text = adapter.render([say], here=False)
+        pieces = adapter.split(text)
+        if len(pieces) > 1:
+            text = pieces[0]
+        outcome = await send_update(self.api, openid, text,
+                                    template_fields=template_fields(
+                                        self.settings.wechat_update_template_fields, notice),
+                                    url=notice.rate_url or notice.url)
+        if outcome.status == "retry":
+            return Outcome("retry", detail=f"errcode {outcome.errcode}")
+        if outcome.status == "unreachable":
+            return Outcome("unreachable", detail=f"errcode {outcome.errcode}")
+        if notice.ask_rating and outcome.via == "text":
+            await self._offer(address, say)
+        return SENT
+
+    async def _offer(self, identity: str, say: Say) -> None:
+        """The numbers of the rating become the person's next replies."""
+        for _attempt in range(5):
+            state, version = await self.store.load(identity)
+            remember_offer(state, [say])
+            try:
+                await self.store.save(identity, state, version)
+                return
+            except Conflict:
+                continue
+        log.warning("could not offer the rating numbers to a WeChat follower")
+
+    async def close(self) -> None:
+        await self.api.close()
+        await self.store.close()

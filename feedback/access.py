@@ -1,0 +1,41 @@
+"""What a person may do with a case from a signed link (e-mail, a WeChat template) or the web
+tracking page: rate it, and stop hearing about it."""
+
+from __future__ import annotations
+
+from tortoise.transactions import in_transaction
+
+from feedback.models import Delivery, Rating
+from portal.cases.models import Case, Report, Subscription
+
+
+async def involved(case: Case, person_id: int) -> bool:
+    """The person reported the case (a merged report counts) or follows it."""
+    return (await Subscription.exists(case_id=case.id, person_id=person_id)
+            or await Report.exists(case_id=case.id, person_id=person_id))
+
+
+async def reported(case: Case, person_id: int) -> bool:
+    return await Report.exists(case_id=case.id, person_id=person_id)
+
+
+async def rating_of(case: Case, person_id: int) -> Rating | None:
+    return await Rating.get_or_none(case_id=case.id, person_id=person_id)
+
+
+async def subscribed(case: Case, person_id: int) -> bool:
+    return await Subscription.exists(case_id=case.id, person_id=person_id)
+
+
+async def stop_updates(case: Case, person_id: int) -> bool:
+    """The person hears nothing more about the case: their subscription goes and the messages
+    still waiting for them (a reminder to rate too) are dropped; the reminder sweep makes none
+    for someone who no longer follows the case. Their reports and rating stay. False when there
+    was nothing to stop (safe to repeat)."""
+    async with in_transaction() as conn:
+        removed = await Subscription.filter(case_id=case.id, person_id=person_id) \
+            .using_db(conn).delete()
+        dropped = await Delivery.filter(case_id=case.id, person_id=person_id,
+                                        status="pending").using_db(conn).update(
+            status="dropped", error="unsubscribed")
+    return bool(removed or dropped)
