@@ -65,6 +65,8 @@ def setup(level: int = logging.INFO) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # aiogram logs every update it handles at INFO.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    # APScheduler logs every run of every sweep at INFO; the sweeps log what they did.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     install_filter()
 
 
