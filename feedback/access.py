@@ -6,7 +6,7 @@ from __future__ import annotations
 from tortoise.transactions import in_transaction
 
 from feedback.models import Delivery, Rating
-from portal.cases.models import Case, Report, Subscription
+from portal.cases.models import Case, Person, Report, Subscription
 
 
 async def involved(case: Case, person_id: int) -> bool:
@@ -33,9 +33,17 @@ async def stop_updates(case: Case, person_id: int) -> bool:
     for someone who no longer follows the case. Their reports and rating stay. False when there
     was nothing to stop (safe to repeat)."""
     async with in_transaction() as conn:
-        removed = await Subscription.filter(case_id=case.id, person_id=person_id) \
+        # Whoever else on this case is reached at the same e-mail address (a reporter who also
+        # followed by e-mail is two people to us) stops too: the link stands for the address.
+        email = await Person.filter(id=person_id).using_db(conn).values_list("email", flat=True)
+        people = [person_id]
+        if email:
+            people += await Subscription.filter(
+                case_id=case.id, person__email=email[0]).using_db(conn) \
+                .values_list("person_id", flat=True)
+        removed = await Subscription.filter(case_id=case.id, person_id__in=people) \
             .using_db(conn).delete()
-        dropped = await Delivery.filter(case_id=case.id, person_id=person_id,
+        dropped = await Delivery.filter(case_id=case.id, person_id__in=people,
                                         status="pending").using_db(conn).update(
             status="dropped", error="unsubscribed")
     return bool(removed or dropped)

@@ -107,9 +107,15 @@ async def _fan_out_case(conn, case: Case, events: list[CaseEvent], channels: set
         return
     people = {p.id: p for p in await Person.filter(id__in=[s.person_id for s in subs])
               .using_db(conn)}
-    targets = [(sub, people[sub.person_id], channel, address)
-               for sub in subs if sub.person_id in people
-               for channel, address in recipients(sub, people[sub.person_id], channels)]
+    # One message per address: a reporter who also follows by the same e-mail (two people
+    # to us) gets one, as the reporter (reporters first).
+    targets, reached = [], set()
+    for sub in sorted(subs, key=lambda s: (s.reason != "reporter", s.id)):
+        person = people.get(sub.person_id)
+        for channel, address in recipients(sub, person, channels) if person else []:
+            if (channel, address.lower()) not in reached:
+                reached.add((channel, address.lower()))
+                targets.append((sub, person, channel, address))
     blocked = set(await Unreachable.filter(address__in=[t[3] for t in targets])
                   .using_db(conn).values_list("address", flat=True)) if targets else set()
     waiting = {(d.person_id, d.channel): d for d in await Delivery.filter(

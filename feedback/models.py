@@ -45,8 +45,12 @@ class Delivery(Model):
         indexes = (
             # What a sender takes next: its channel's due messages.
             ("channel", "status", "due_at"),
-            # A message still waiting that a new change of the case joins.
+            # A message still waiting that a new change of the case joins, and the ones a
+            # fan-out just wrote.
             ("case_id", "person_id", "channel", "status"),
+            ("case_id", "first_event_id"),
+            # An address that refused us: its waiting messages.
+            ("address", "status"),
         )
 
 

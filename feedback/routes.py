@@ -241,7 +241,7 @@ async def rate_post(token: str, request: Request):
     rating = _read_rating(fields, form, lang)
     if rating is None:
         return await _rate_page(request, case, lang, form, status_code=422)
-    await record_rating(case, person, *rating, channel="email",
+    await record_rating(case, person, *rating, channel="link",
                         reopen_after=request.app.state.settings.reopen_after_not_fixed)
     return RedirectResponse(f"/rate/{token}?rated=1", status_code=303,
                             headers=PRIVATE)

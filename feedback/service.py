@@ -4,7 +4,6 @@ rating sends the case back to staff, and several "not fixed" reopen it (feedback
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from tortoise.transactions import in_transaction
@@ -13,10 +12,11 @@ from feedback import satisfaction
 from feedback.models import Rating
 from portal.cases.models import Case, Person
 from portal.cases.service import utcnow
+from portal.db import run_sql
+from portal.intake.text import CONTROL_CHARS
 from portal.settings import Settings
 
 MAX_COMMENT_CHARS = 1000
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # GRIDLINK_REOPEN_AFTER_NOT_FIXED's default, for callers without settings at hand.
 REOPEN_AFTER = Settings.model_fields["reopen_after_not_fixed"].default
 
@@ -38,13 +38,16 @@ async def record_rating(case: Case | int, person: Person | int, score: int,
     if not 1 <= int(score) <= 5:
         raise ValueError("score must be 1 to 5")
     now = now or utcnow()
-    comment = _CONTROL.sub("", comment or "").strip()[:MAX_COMMENT_CHARS] or None
+    comment = CONTROL_CHARS.sub("", comment or "").strip()[:MAX_COMMENT_CHARS] or None
     values = {"score": int(score), "fixed": fixed, "comment": comment, "channel": channel[:16],
               "updated_at": now}
     case_id, person_id = _id(case), _id(person)
     async with in_transaction() as conn:
-        # Locked: ratings of one case are counted one after the other (PostgreSQL; SQLite
-        # has one writer).
+        # Locked: ratings of one case are counted one after the other. SQLite has no row
+        # locks: a write first makes the transaction the writer, so another process's commit
+        # cannot fail it half way ("database is locked" after it read).
+        if conn.capabilities.dialect == "sqlite":
+            await run_sql(conn, "UPDATE case_ SET id = id WHERE id = ?", [case_id])
         locked = await Case.select_for_update().using_db(conn).get_or_none(id=case_id)
         if locked is None:
             raise ValueError("no such case")

@@ -25,6 +25,7 @@ from feedback.compose import compose
 from feedback.fanout import due_at, fan_out
 from feedback.live import LiveBus
 from feedback.models import Delivery, Survey, Unreachable
+from feedback.satisfaction import rated_since
 from portal.cases import public
 from portal.cases.models import Case, CaseEvent, Person, Status, Subscription
 from portal.cases.service import utcnow
@@ -188,15 +189,18 @@ class Worker:
 
 async def notice_for(delivery: Delivery, settings: Settings, secret: bytes):
     case = await Case.get_or_none(id=delivery.case_id)
-    if case is None or not await Subscription.exists(case_id=case.id,
-                                                      person_id=delivery.person_id):
+    if case is None:
+        return None
+    # A case merged while the message waited took its subscribers along.
+    living = await public.living_case(case)
+    if not await Subscription.exists(case_id=living.id, person_id=delivery.person_id):
         return None  # they stopped following it, or asked us to forget them, meanwhile
     base = settings.public_base_url
     signed = {"rate_url": links.rate_url(base, secret, case.code, delivery.person_id),
               "unsubscribe_url": links.unsubscribe_url(base, secret, case.code,
                                                        delivery.person_id)}
     if delivery.kind == "reminder":
-        rated = await _rated(case.id, delivery.person_id, delivery.first_event_id)
+        rated = await rated_since(case.id, delivery.person_id, delivery.first_event_id)
         if rated or case.status != Status.RESOLVED:
             return None
         return compose(case, [], delivery.language, base_url=base, ask_rating=True,
@@ -208,15 +212,6 @@ async def notice_for(delivery: Delivery, settings: Settings, secret: bytes):
                                          reason="reporter"))
     return compose(case, events, delivery.language, base_url=base, ask_rating=ask,
                    departments=await public.departments(), **signed)
-
-
-async def _rated(case_id: int, person_id: int, resolved_event_id: int | None = None,
-                 conn=None) -> bool:
-    """Rated since the resolution the person was asked about (a rating of an earlier one,
-    before the case was reopened, does not count)."""
-    from feedback.satisfaction import rated_since
-
-    return await rated_since(case_id, person_id, resolved_event_id, conn)
 
 
 # ---------------------------------------------------------------------- the delivery table
@@ -298,6 +293,13 @@ async def mark_unreachable(address: str, channel: str, reason: str,
         status="dropped", error="unreachable")
 
 
+async def forget_address(address: str) -> None:
+    """The person asked to be forgotten (/forget): no trace of their chat address stays in
+    the messages sent or waiting, nor in the unreachable list."""
+    await Delivery.filter(address=address).delete()
+    await Unreachable.filter(address=address).delete()
+
+
 async def came_back(address: str) -> None:
     """The person wrote to us again there (or followed again): they can be reached."""
     await Unreachable.filter(address=address).delete()
@@ -355,7 +357,7 @@ async def _still_to_remind(survey: Survey, address: str, conn) -> bool:
     can be reached where they were asked."""
     case = await Case.get_or_none(id=survey.case_id).using_db(conn)
     return (case is not None and case.status == Status.RESOLVED
-            and not await _rated(case.id, survey.person_id, survey.event_id, conn)
+            and not await rated_since(case.id, survey.person_id, survey.event_id, conn)
             and await Subscription.filter(case_id=case.id, person_id=survey.person_id)
             .using_db(conn).exists()
             and not await Unreachable.filter(address=address).using_db(conn).exists())

@@ -36,7 +36,6 @@ class Sweep:
 
 SWEEPS: tuple[Sweep, ...] = (
     Sweep("satisfaction reminders", timedelta(minutes=10), remind),
-    # Issue 7: Sweep("tender deadlines", timedelta(minutes=1), orgs.tenders.jobs.close_due),
 )
 
 

@@ -1,9 +1,10 @@
 """Settings from environment variables prefixed GRIDLINK_ (and an optional .env file)."""
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -118,6 +119,16 @@ class Settings(BaseSettings):
     # answers reopen a resolved case.
     survey_reminder_hours: float = 24.0
     reopen_after_not_fixed: int = 2
+
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        if value:
+            start, end = (time.fromisoformat(part) for part in value.split("-"))
+            if start == end:
+                raise ValueError("quiet hours must start and end at different times")
+        return value
 
 
 @lru_cache

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time
 
+import pytest
+
 from feedback.fanout import fan_out, quiet_until
 from feedback.models import Delivery, Survey, Unreachable
 from portal.cases.models import Case, Person, Status
@@ -266,7 +268,7 @@ async def test_a_worker_in_another_process_wakes_the_tracking_page_through_redis
     assert [e["note"] for e in message["entries"]] == ["马上处理"]
 
 
-async def test_a_person_who_unfollows_while_an_update_waits_does_not_get_it(up_settings, fake):
+async def test_a_person_who_asks_to_be_forgotten_while_an_update_waits_does_not_get_it(up_settings, fake):
     from bot.dialogue.engine import Dialogue
     from bot.dialogue.io import Command
     from bot.dialogue.io import Person as ChatPerson
@@ -293,5 +295,70 @@ async def test_a_person_who_unfollows_while_an_update_waits_does_not_get_it(up_s
     finally:
         await worker.close()
     assert fake.sent(a.id) == []
-    assert await Delivery.filter(address=f"tg:{a.id}").values_list("status", flat=True) == [
-        "dropped"]
+    # Forgotten: not even the messages keep their chat id.
+    assert not await Delivery.exists(address=f"tg:{a.id}")
+
+
+@pytest.mark.parametrize("hours", ["24:00-08:00", "08:00-08:00", "22-8"])
+def test_quiet_hours_that_cannot_work_are_refused_at_start(hours):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        Settings(quiet_hours=hours)
+
+
+async def test_one_address_gets_one_message_even_as_reporter_and_follower(up_settings):
+    """A web reporter who left an e-mail and also follows by that e-mail is two people to
+    us; the address gets one message."""
+    from tortoise import connections
+
+    from portal.cases.service import subscribe
+    from portal.intake.service import person_for
+
+    receipt = await submit(Submission(
+        reporter="web:browser:" + "a" * 40, channel="web", text="南京东路100号门口垃圾堆了好几天没人清运",
+        category="garbage", lat=SQUARE[0], lng=SQUARE[1], email="li.na@example.org"),
+        throttle=None, settings=up_settings)
+    case = await Case.get(code=receipt.case_code)
+    follower = await person_for("web:li.na@example.org", "zh-CN", email="li.na@example.org")
+    await subscribe(case, follower, "web:li.na@example.org", connections.get("default"),
+                    reason="follower")
+    await change_status(case.id, Status.ACCEPTED, actor="op")
+    while await fan_out(up_settings, {"email"}):
+        pass
+    assert await Delivery.filter(address="li.na@example.org").count() == 1
+
+
+async def test_an_update_waiting_when_its_case_is_merged_still_goes(up_settings, fake):
+    from portal.cases.service import merge_cases
+    from portal.delivery import build_worker
+
+    a, b = chat(fake, 571), chat(fake, 572)
+    first = await report(a.id, up_settings)
+    other = await report(b.id, up_settings, text="西藏中路口红绿灯旁路灯不亮", category="street_light")
+    await add_note(other.id, actor="op", public_note="已安排周二维修", internal_note=None)
+    held = up_settings.model_copy(update={"updates_settle_seconds": 3600.0})
+    while await fan_out(held, {"telegram"}):
+        pass
+    await merge_cases(other.id, first.id, actor="op")
+    await Delivery.filter(status="pending").update(due_at=utcnow())
+    worker = build_worker(up_settings)
+    worker.start()
+    try:
+        await until(lambda: any("已安排周二维修" in t for t in fake.texts(b.id)))
+        await until(settled)
+    finally:
+        await worker.close()
+
+
+def test_a_long_wechat_update_keeps_its_rating_numbers_and_link():
+    from bot.wechat.adapter import MESSAGE_BYTES
+    from bot.wechat.notify import WeChatSender
+    from feedback.channels import Notice
+
+    notice = Notice(case_code="GL-20261128-0001", language="zh-CN", title="案件",
+                    body="处置说明：" + "已清运" * 600, url="https://gridlink.example.org/cases/x",
+                    status="已处置", when="2026-11-28 10:00", ask_rating=True)
+    _say, text = WeChatSender._render(notice)
+    assert len(text.encode()) <= MESSAGE_BYTES
+    assert "回复 6：尚未解决" in text and "https://gridlink.example.org/cases/x" in text

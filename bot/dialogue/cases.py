@@ -8,9 +8,10 @@ from __future__ import annotations
 from tortoise import connections
 
 from bot.dialogue.io import Button, Link
-from bot.dialogue.turn import Turn, clean
+from bot.dialogue.turn import OPEN_CASE, Turn, clean
 from bot.dialogue.welcome import ask_consent
 from feedback.service import record_rating
+from feedback.worker import forget_address
 from portal.cases import public
 from portal.cases.models import Case, Identity, Person, Report, Status, Subscription
 from portal.cases.people import forget_identity
@@ -108,7 +109,7 @@ async def show_case(turn: Turn, code: str, *, from_list: bool = False) -> None:
     rows: list[list[Button | Link]] = [
         [Button(t("Stop following"), "unfol", case.code) if following
          else Button(t("Follow this case"), "follow", case.code)],
-        [Link(t("Open the case page"), _case_url(turn, case.code))]]
+        [Link(t(OPEN_CASE), _case_url(turn, case.code))]]
     if from_list:
         rows.append([Button(t("‹ My cases"), "my", "0")])
     turn.say("\n".join(lines), rows)
@@ -240,6 +241,7 @@ def ask_forget(turn: Turn) -> None:
 
 async def forget(turn: Turn) -> None:
     await forget_identity(turn.who.identity)
+    await forget_address(turn.who.identity)
     turn.forgotten = True
     turn.say(turn.t("Done: we removed your chat ID and contact details. Your reports stay, "
                     "anonymised. Send /start if you want to use the service again."))

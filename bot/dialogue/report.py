@@ -15,7 +15,7 @@ import secrets
 from tortoise.exceptions import IntegrityError
 
 from bot.dialogue.io import Button, Link, Location, Photo, PhotoUnavailable, Ports
-from bot.dialogue.turn import Turn, clean
+from bot.dialogue.turn import OPEN_CASE, Turn, clean
 from bot.dialogue.welcome import ask_consent
 from portal.cases.categories import BY_KEY, CATEGORIES
 from portal.cases.public import category_name
@@ -374,4 +374,4 @@ async def send(turn: Turn, draft_id: str) -> None:
     del turn.state["draft"]
     url = f"{turn.settings.public_base_url.rstrip('/')}/cases/{receipt.case_code}"
     turn.say(receipt.message + "\n" + t("You will hear here how it goes. /my lists your cases."),
-             [[Link(t("Open the case page"), url)]])
+             [[Link(t(OPEN_CASE), url)]])

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.dialogue.io import Button, Person, Ports, Say
-from portal.i18n import gettext_for
+from portal.i18n import _, gettext_for
 from portal.intake.text import CONTROL_CHARS
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
+
+# The link to a case's tracking page, in the dialogue and in progress updates.
+OPEN_CASE = _("Open the case page")
 
 
 def clean(value: str | None, limit: int | None = None) -> str:

@@ -20,12 +20,12 @@ from aiogram.exceptions import (
 
 from bot.dialogue.cases import rating_buttons
 from bot.dialogue.io import Link
+from bot.dialogue.turn import OPEN_CASE
 from bot.telegram.adapter import inline_keyboard, split_text
 from feedback.channels import SENT, Notice, Outcome, Pace
-from portal.i18n import _, gettext_for
+from portal.i18n import gettext_for
 from portal.settings import Settings
 
-OPEN_CASE = _("Open the case page")
 _GONE = ("chat not found", "user not found", "peer_id_invalid", "user is deactivated")
 
 

@@ -12,19 +12,19 @@ import logging
 
 from bot.dialogue.cases import rating_buttons
 from bot.dialogue.engine import remember_offer
-from bot.dialogue.io import Link, Say
+from bot.dialogue.io import Link
 from bot.dialogue.store import Conflict, DialogueStore, store_for
+from bot.dialogue.turn import OPEN_CASE, Say
 from bot.wechat import adapter
 from bot.wechat.client import WeChatApi
 from bot.wechat.sender import send_update
 from bot.wechat.tokens import token_store_for
 from feedback.channels import SENT, Notice, Outcome, Pace
-from portal.i18n import _, gettext_for
+from portal.i18n import gettext_for
 from portal.settings import Settings
 
 log = logging.getLogger("gridlink.wechat")
 
-OPEN_CASE = _("Open the case page")
 
 
 def template_fields(spec: str, notice: Notice) -> dict[str, str]:
@@ -54,14 +54,7 @@ class WeChatSender:
 
     async def send(self, address: str, notice: Notice) -> Outcome:
         openid = address.removeprefix("wx:")
-        t = gettext_for(notice.language)
-        say = Say(notice.body, [*(rating_buttons(notice.case_code, notice.language)
-                                  if notice.ask_rating else []),
-                                [Link(t(OPEN_CASE), notice.url)]], language=notice.language)
-        text = adapter.render([say], here=False)
-        pieces = adapter.split(text)
-        if len(pieces) > 1:
-            text = pieces[0]
+        say, text = self._render(notice)
         outcome = await send_update(self.api, openid, text,
                                     template_fields=template_fields(
                                         self.settings.wechat_update_template_fields, notice),
@@ -73,6 +66,23 @@ class WeChatSender:
         if notice.ask_rating and outcome.via == "text":
             await self._offer(address, say)
         return SENT
+
+    @staticmethod
+    def _render(notice: Notice) -> tuple[Say, str]:
+        """The message in one WeChat text: a long body is cut, so that the rating's numbers
+        and the link always arrive (a reply "5" must answer choices the person saw)."""
+        t = gettext_for(notice.language)
+        rows = [*(rating_buttons(notice.case_code, notice.language) if notice.ask_rating
+                  else []), [Link(t(OPEN_CASE), notice.url)]]
+        body = notice.body
+        while True:
+            say = Say(body, rows, language=notice.language)
+            text = adapter.render([say], here=False)
+            excess = len(text.encode()) - adapter.MESSAGE_BYTES
+            if excess <= 0 or len(body) <= 40:
+                return say, text
+            # A CJK character is three bytes in UTF-8.
+            body = body[:max(len(body) - excess // 3 - 2, 40)].rstrip() + "…"
 
     async def _offer(self, identity: str, say: Say) -> None:
         """The numbers of the rating become the person's next replies."""

@@ -119,9 +119,10 @@ async def send_update(api: WeChatApi, openid: str, text: str, *, template_fields
 async def _send_template(api: WeChatApi, openid: str, fields: dict, url: str | None) -> Outcome:
     template_id = api.settings.wechat_update_template_id
     if not template_id:
+        # Our set-up, not the person: try again later (they may write, opening the window).
         log.warning("A WeChat update is outside the reply window and "
                     "GRIDLINK_WECHAT_UPDATE_TEMPLATE_ID is not set")
-        return Outcome("unreachable")
+        return Outcome("retry")
     data = {name: {"value": fit(value)} for name, value in fields.items()}
     try:
         await api.send_template(openid, template_id, data, url)

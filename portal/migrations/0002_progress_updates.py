@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
                 ('error', fields.CharField(null=True, max_length=200)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'delivery', 'app': 'portal', 'unique_together': (('person', 'channel', 'first_event_id', 'kind'),), 'indexes': [Index(fields=['channel', 'status', 'due_at']), Index(fields=['case_id', 'person_id', 'channel', 'status'])], 'pk_attr': 'id', 'table_description': 'One message to one person on one channel about one case: the events it tells (several'},
+            options={'table': 'delivery', 'app': 'portal', 'unique_together': (('person', 'channel', 'first_event_id', 'kind'),), 'indexes': [Index(fields=['channel', 'status', 'due_at']), Index(fields=['case_id', 'person_id', 'channel', 'status']), Index(fields=['case_id', 'first_event_id']), Index(fields=['address', 'status'])], 'pk_attr': 'id', 'table_description': 'One message to one person on one channel about one case: the events it tells (several'},
             bases=['Model'],
         ),
         ops.CreateModel(

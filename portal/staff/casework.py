@@ -292,16 +292,12 @@ class Page:
 
 async def queue_query(user: StaffUser, f: schemas.CaseFilter, *,
                       overdue_days: float | None = None, after_id: int | None = None,
-                      now: datetime | None = None, needs_review: bool = False
-                      ) -> QuerySet[Case]:
+                      now: datetime | None = None) -> QuerySet[Case]:
     """The rows of one page of the queue, and one more to tell whether there are others:
-    newest first from the `f.before_id` cursor, or oldest first after `after_id`.
-    `needs_review`: only cases a poor rating sent back to staff."""
+    newest first from the `f.before_id` cursor, or oldest first after `after_id`."""
     qs = await _filtered(user, f)
     if overdue_days is not None:
         qs = qs.filter(overdue(now or datetime.now(UTC), overdue_days))
-    if needs_review:
-        qs = qs.filter(review_requested_at__isnull=False)
     if after_id:
         return qs.filter(id__gt=after_id).order_by("id").limit(f.limit + 1)
     if f.before_id:
@@ -310,14 +306,11 @@ async def queue_query(user: StaffUser, f: schemas.CaseFilter, *,
 
 
 async def queue(user: StaffUser, f: schemas.CaseFilter, *, overdue_days: float | None = None,
-                after_id: int | None = None, now: datetime | None = None,
-                needs_review: bool = False) -> Page:
+                after_id: int | None = None, now: datetime | None = None) -> Page:
     """The console's queue: newest first, keyset pages either way from a cursor (`f.before_id`
     for older cases, `after_id` for newer ones), so that a deep page costs what the first does.
-    `overdue_days`: only overdue cases (see `overdue`); `needs_review`: only cases sent back
-    for review."""
-    qs = await queue_query(user, f, overdue_days=overdue_days, after_id=after_id, now=now,
-                           needs_review=needs_review)
+    `overdue_days`: only overdue cases (see `overdue`)."""
+    qs = await queue_query(user, f, overdue_days=overdue_days, after_id=after_id, now=now)
     rows = await qs.prefetch_related("department", "possible_duplicate_of")
     more = len(rows) > f.limit
     if after_id:

@@ -112,7 +112,7 @@ def _signature(request: Request, payload: str) -> str:
                     hashlib.sha256).hexdigest()[:32]
 
 
-def _redirect(request: Request, location: str, message: str | None = None,
+def redirect_to(request: Request, location: str, message: str | None = None,
               kind: str = "ok") -> RedirectResponse:
     """303 to `location`, with a message (already translated) shown once on that page."""
     response = RedirectResponse(location, status_code=303)
@@ -143,7 +143,7 @@ def _department_name(dept: Department | None, lang: str) -> str:
     return dept.name_en if lang == "en" else dept.name_zh
 
 
-async def _page(request: Request, user: StaffUser | None, name: str, context: dict, *,
+async def console_page(request: Request, user: StaffUser | None, name: str, context: dict, *,
                 status_code: int = 200) -> Response:
     """A console page: the signed-in user, the departments, and a flash if there is one."""
     lang = page_language(request)
@@ -251,10 +251,10 @@ async def _act(request: Request, back: str, coro, done: str) -> RedirectResponse
     except casework.Refused as exc:
         if exc.kind == "not_found":
             raise HTTPException(404, exc.translated(t)) from exc
-        return _redirect(request, back, exc.translated(t), "bad")
+        return redirect_to(request, back, exc.translated(t), "bad")
     except CaseError as exc:
-        return _redirect(request, back, exc.translated(t), "bad")
-    return _redirect(request, back, t(done))
+        return redirect_to(request, back, exc.translated(t), "bad")
+    return redirect_to(request, back, t(done))
 
 
 def _case_url(code: str) -> str:
@@ -273,7 +273,7 @@ def _next(value: str | None) -> str:
 async def login_page(request: Request, next: str | None = None):
     if await staff.session_user(request.cookies.get(COOKIE)) is not None:
         return RedirectResponse(_next(next), status_code=303)
-    return await _page(request, None, "staff/login.html", {"next": _next(next), "username": ""})
+    return await console_page(request, None, "staff/login.html", {"next": _next(next), "username": ""})
 
 
 @router.post("/login")
@@ -299,7 +299,7 @@ async def login(request: Request):
                     "after {time}.")).format(
             n=settings.login_max_failures, m=settings.login_lockout_minutes,
             time=until.astimezone(casework.SHANGHAI).strftime("%H:%M"))
-        return await _page(request, None, "staff/login.html",
+        return await console_page(request, None, "staff/login.html",
                            {"next": target, "username": username[:64], "error": error},
                            status_code=401)
     token, session = await staff.start_session(user)
@@ -317,7 +317,7 @@ async def logout(request: Request):
     token = request.cookies.get(COOKIE)
     if token:
         await staff.end_session(token)
-    response = _redirect(request, "/staff/login", _t(request)(_("You have signed out.")))
+    response = redirect_to(request, "/staff/login", _t(request)(_("You have signed out.")))
     response.delete_cookie(COOKIE, path="/staff")
     return response
 
@@ -361,21 +361,20 @@ async def queue(request: Request, user: Console, status: str = "open", category:
     f = schemas.CaseFilter.model_construct(
         status=statuses, category=[category] if category else None,
         department=department or None, possible_duplicate=True if duplicates else None,
-        q=code or None, created_from=None, created_to=None,
-        before_id=_cursor(request, before), limit=PAGE_SIZE)
+        needs_review=True if review else None, q=code or None, created_from=None,
+        created_to=None, before_id=_cursor(request, before), limit=PAGE_SIZE)
     settings = request.app.state.settings
     now = datetime.now(UTC)
     try:
         page = await casework.queue(user, f, after_id=_cursor(request, after), now=now,
-                                    overdue_days=settings.overdue_days if overdue else None,
-                                    needs_review=bool(review))
+                                    overdue_days=settings.overdue_days if overdue else None)
     except casework.Refused as exc:
         raise HTTPException(400, exc.translated(_t(request))) from exc
     filters = {"status": status, "category": category, "department": department,
                "duplicates": "1" if duplicates else "", "overdue": "1" if overdue else "",
                "review": "1" if review else "", "q": code}
     kept = {k: v for k, v in filters.items() if v and not (k == "status" and v == "open")}
-    return await _page(request, user, "staff/queue.html", {
+    return await console_page(request, user, "staff/queue.html", {
         "page": page, "filters": filters, "categories": CATEGORY_LIST,
         "statuses": list(Status),
         "overdue_ids": {c.id for c in page.cases
@@ -410,7 +409,7 @@ async def _case_view(request: Request, user: StaffUser, code: str, *,
     for photo in case.photos:
         if photo.report_id is not None:
             report_photos.setdefault(photo.report_id, []).append(photo)
-    return await _page(request, user, "staff/case.html", {
+    return await console_page(request, user, "staff/case.html", {
         "case": case, "offered": [s for s in offered if s != Status.REJECTED],
         "may_accept": status == Status.NEW and Status.ACCEPTED in offered,
         "may_reject": Status.REJECTED in offered,
@@ -467,7 +466,7 @@ async def add_note(code: str, request: Request, user: Console):
     public = _text(request, form, "public_note").strip()
     internal = _text(request, form, "internal_note").strip()
     if not (public or internal):
-        return _redirect(request, _case_url(code),
+        return redirect_to(request, _case_url(code),
                          _t(request)(_("Write a public or an internal note.")), "bad")
     body = _model(request, schemas.NoteIn, public_note=public or None,
                   internal_note=internal or None)
@@ -489,7 +488,7 @@ async def merge(code: str, request: Request, user: Console):
     form = await _form(request)
     into = _text(request, form, "into").strip()
     if not into:
-        return _redirect(request, _case_url(code),
+        return redirect_to(request, _case_url(code),
                          _t(request)(_("Give the number of the case to merge into.")), "bad")
     body = _model(request, schemas.MergeIn, into=into)
     t = _t(request)
@@ -499,12 +498,12 @@ async def merge(code: str, request: Request, user: Console):
         if exc.kind == "not_found":
             # 404 when it is this case that is unknown; otherwise the other one is.
             await _visible_or_404(request, user, code)
-            return _redirect(request, _case_url(code), t(_("There is no case {code}.")).format(
+            return redirect_to(request, _case_url(code), t(_("There is no case {code}.")).format(
                 code=casework.normalise_code(into)[:40]), "bad")
-        return _redirect(request, _case_url(code), exc.translated(t), "bad")
+        return redirect_to(request, _case_url(code), exc.translated(t), "bad")
     except CaseError as exc:
-        return _redirect(request, _case_url(code), exc.translated(t), "bad")
-    return _redirect(request, _case_url(target.code),
+        return redirect_to(request, _case_url(code), exc.translated(t), "bad")
+    return redirect_to(request, _case_url(target.code),
                      t(_("{code} was merged into this case.")).format(
                          code=casework.normalise_code(code)))
 
@@ -520,10 +519,10 @@ async def unmerge(code: str, report_id: str, request: Request, user: Console):
     try:
         new = await casework.unmerge(user, int(report_id))
     except casework.Refused as exc:
-        return _redirect(request, _case_url(code), exc.translated(t), "bad")
+        return redirect_to(request, _case_url(code), exc.translated(t), "bad")
     except CaseError as exc:
-        return _redirect(request, _case_url(code), exc.translated(t), "bad")
-    return _redirect(request, _case_url(code), t(_(
+        return redirect_to(request, _case_url(code), exc.translated(t), "bad")
+    return redirect_to(request, _case_url(code), t(_(
         "The report was taken out into the new case {code}.")).format(code=new.code))
 
 
@@ -611,7 +610,7 @@ async def metrics_page(request: Request, user: Console,
     scope = {"since": start, "until": end, "department_id": casework.metrics_department(user)}
     groups = {group: await metrics.rollup(group, **scope, limit=PAGE_SIZE)
               for group in ("category", "department", "case")}
-    return await _page(request, user, "staff/metrics.html", {
+    return await console_page(request, user, "staff/metrics.html", {
         "since": first.isoformat() if first else "", "until": last.isoformat() if last else "",
         "total": (await metrics.rollup(None, **scope))[0], "groups": groups,
         "review_count": await casework.scope(user).filter(
@@ -630,7 +629,7 @@ def _admin(request: Request, user: StaffUser) -> None:
 async def users_page(request: Request, user: Console):
     _admin(request, user)
     accounts = await StaffUser.all().order_by("username").prefetch_related("department")
-    return await _page(request, user, "staff/users.html",
+    return await console_page(request, user, "staff/users.html",
                        {"accounts": accounts, "roles": list(Role)})
 
 
@@ -651,10 +650,10 @@ async def create_user(request: Request, user: Console):
                                           _text(request, form, "password"), role,
                                           department or None)
     except staff.StaffError as exc:
-        return _redirect(request, "/staff/users", exc.translated(t), "bad")
+        return redirect_to(request, "/staff/users", exc.translated(t), "bad")
     log.info("staff %s created the %s account %s", user.username, created.role.value,
              created.username)
-    return _redirect(request, "/staff/users", t(_("The account {username} was created.")).format(
+    return redirect_to(request, "/staff/users", t(_("The account {username} was created.")).format(
         username=created.username))
 
 
@@ -668,8 +667,8 @@ async def deactivate_user(username: str, request: Request, user: Console):
     except staff.NoSuchAccount as exc:
         raise HTTPException(404, exc.translated(t)) from exc
     except staff.StaffError as exc:
-        return _redirect(request, "/staff/users", exc.translated(t), "bad")
+        return redirect_to(request, "/staff/users", exc.translated(t), "bad")
     log.info("staff %s deactivated the account %s", user.username, target.username)
-    return _redirect(request, "/staff/users", t(_(
+    return redirect_to(request, "/staff/users", t(_(
         "The account {username} was deactivated; its sessions have ended.")).format(
         username=target.username))

@@ -51,7 +51,9 @@ def check(request: Request, submitted: str | None, language: str) -> None:
     """Refuse (403) a form post whose token does not belong to this browser."""
     cookie = request.cookies.get(_cookie(request))
     expected = _sign(request.app.state.secret_key, cookie) if cookie else None
-    if not expected or not submitted or not hmac.compare_digest(expected, submitted):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a hostile form).
+    if not expected or not submitted or not hmac.compare_digest(
+            expected.encode(), submitted.encode("utf-8", "replace")):
         t = gettext_for(language)
         raise HTTPException(403, t(_("This form has expired or did not come from this site. "
                                      "Go back, reload the page and send it again.")))
