@@ -143,6 +143,8 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     wechat.attach(app, settings, app.state.throttle)
 
     from feedback.routes import router as feedback_pages
+    from orgs.registry.pages import router as org_pages
+    from orgs.registry.staff_pages import router as org_staff_pages
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router
     from portal.open311.routes import router as open311_router
@@ -152,7 +154,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.include_router(open311_router)
     app.include_router(hotline_router)
     app.include_router(staff_router)
+    app.include_router(org_staff_pages)
     app.include_router(staff_pages)
+    app.include_router(org_pages)
     app.include_router(resident_pages)
     app.include_router(feedback_pages)
     app.include_router(lang.router)

@@ -20,7 +20,8 @@ from tortoise.migrations.api import migrate as run_migrations
 from portal.seed import ensure_reference_data
 
 MODEL_MODULES = ["portal.cases.models", "portal.staff.models", "bot.dialogue.models",
-                 "bot.telegram.models", "bot.wechat.models", "feedback.models"]
+                 "bot.telegram.models", "bot.wechat.models", "feedback.models",
+                 "orgs.registry.models"]
 
 log = logging.getLogger("gridlink.db")
 

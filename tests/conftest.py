@@ -75,7 +75,8 @@ async def database_url(request, tmp_path_factory) -> str:
         await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
 
 
-TABLES = ("delivery", "survey", "unreachable", "outbox", "rating", "dialogue_state", "telegram_update", "wechat_message", "wechat_contact",
+TABLES = ("org_event", "org_area", "training_record", "data_agreement", "organisation", "area",
+          "delivery", "survey", "unreachable", "outbox", "rating", "dialogue_state", "telegram_update", "wechat_message", "wechat_contact",
           "wechat_token", "photo", "subscription", "case_event", "case_key", "report", "case_",
           "identity", "person", "address_point", "daily_counter", "staff_session", "staff_user",
           "api_key")

@@ -1,0 +1,1 @@
+"""Organisations: registration, verification, pre-job training and data-processing agreements."""
