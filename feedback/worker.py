@@ -305,6 +305,24 @@ async def came_back(address: str) -> None:
     await Unreachable.filter(address=address).delete()
 
 
+PRUNE_BATCH = 5000
+
+
+async def prune(settings: Settings, now: datetime | None = None) -> int:
+    """Forget finished messages (sent, failed, dropped) older than `delivery_keep_days`: they
+    hold people's chat ids and e-mail addresses, and nobody needs them once the case has moved
+    on. In batches, so that the table is never locked for long. Returns how many went."""
+    before = (now or utcnow()) - timedelta(days=settings.delivery_keep_days)
+    gone = 0
+    while True:
+        ids = await Delivery.filter(status__in=("sent", "failed", "dropped"),
+                                    created_at__lt=before).limit(PRUNE_BATCH) \
+            .values_list("id", flat=True)
+        if not ids:
+            return gone
+        gone += await Delivery.filter(id__in=list(ids)).delete()
+
+
 async def remind(settings: Settings, now: datetime | None = None) -> int:
     """The one reminder to rate: to each reporter whose request to rate went out
     `survey_reminder_hours` ago, who has not rated the case since and still follows it, while

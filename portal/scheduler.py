@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from feedback.worker import remind
+from feedback.worker import prune, remind
 from portal.settings import Settings
 
 log = logging.getLogger("gridlink.scheduler")
@@ -36,6 +36,7 @@ class Sweep:
 
 SWEEPS: tuple[Sweep, ...] = (
     Sweep("satisfaction reminders", timedelta(minutes=10), remind),
+    Sweep("finished progress updates forgotten", timedelta(hours=6), prune),
 )
 
 

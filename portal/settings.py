@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = 60.0
     # Tries of a message before it fails for good (spaced from 5 s up to an hour apart).
     delivery_max_attempts: int = 12
+    # Finished messages (which hold chat ids and e-mail addresses) are forgotten after this.
+    delivery_keep_days: float = 30.0
     # The delivery worker runs inside `gridlink serve` (the one-process default); set it to
     # false when `gridlink worker` processes do the delivering.
     worker_in_server: bool = True

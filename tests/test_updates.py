@@ -5,7 +5,7 @@ and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -362,3 +362,25 @@ def test_a_long_wechat_update_keeps_its_rating_numbers_and_link():
     _say, text = WeChatSender._render(notice)
     assert len(text.encode()) <= MESSAGE_BYTES
     assert "回复 6：尚未解决" in text and "https://gridlink.example.org/cases/x" in text
+
+
+async def test_finished_messages_are_forgotten_after_the_keeping_period(up_settings, fake,
+                                                                        worker):
+    from feedback.worker import prune
+
+    a = chat(fake, 581)
+    case = await report(a.id, up_settings)
+    await change_status(case.id, Status.ACCEPTED, actor="op")
+    while await fan_out(up_settings, {"telegram"}):
+        pass
+    await Delivery.filter(address=f"tg:{a.id}").update(status="sent")
+    await change_status(case.id, Status.IN_PROGRESS, actor="op")
+    while await fan_out(up_settings, {"telegram"}):
+        pass
+    first, second = await Delivery.filter(address=f"tg:{a.id}").order_by("id")
+    keep = timedelta(days=up_settings.delivery_keep_days)
+    # Not yet: within the keeping period nothing goes, and a waiting message never does.
+    assert await prune(up_settings, now=utcnow() + keep - timedelta(hours=1)) == 0
+    assert await prune(up_settings, now=utcnow() + keep + timedelta(hours=1)) == 1
+    assert await Delivery.filter(address=f"tg:{a.id}").values_list("id", flat=True) == [
+        second.id]
