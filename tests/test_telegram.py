@@ -29,14 +29,6 @@ ELSEWHERE = (31.1900, 121.4400)
 
 
 @pytest.fixture
-async def fake():
-    f = FakeTelegram()
-    await f.start()
-    yield f
-    await f.stop()
-
-
-@pytest.fixture
 def tg_settings(settings: Settings, fake: FakeTelegram) -> Settings:
     return settings.model_copy(update={
         "telegram_bot_token": TOKEN, "telegram_webhook_secret": SECRET,

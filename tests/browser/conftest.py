@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,29 +87,37 @@ class Portal:
         return self.base + path
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def portal(request, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("portal")
+@contextmanager
+def running_portal(engine: str, workdir: Path, *, staff: dict = STAFF, env: dict | None = None,
+                   schema_name: str = "gl_browser"):
+    """A migrated database on `engine` with the `staff` accounts, and `gridlink serve` on it
+    with `env` added; the schema is dropped afterwards (PostgreSQL)."""
     schema = None
-    if request.param == "postgres":
+    if engine == "postgres":
         require_server("PostgreSQL", "127.0.0.1", 5432)
-        schema = f"gl_browser_{os.getpid()}"
+        schema = f"{schema_name}_{os.getpid()}"
         _pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};")
         url = f"{PG_URL}?schema={schema}"
     else:
         url = f"sqlite://{workdir / 'portal.sqlite3'}"
     _cli(["migrate"], url, workdir)
-    for username, (role, department) in STAFF.items():
+    for username, (role, department) in staff.items():
         args = ["createuser", username, "--role", role, "--password", PASSWORD]
         _cli(args + (["--department", department] if department else []), url, workdir)
     env = {"GRIDLINK_THROTTLE_NEW_REPORTS": "1000/minute",
-           "GRIDLINK_SECRET_KEY": "browser-tests-secret"}
+           "GRIDLINK_SECRET_KEY": "browser-tests-secret", **(env or {})}
     try:
         with live_server(url, workdir, env=env) as base:
             yield Portal(base, url, workdir)
     finally:
         if schema:
             _pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def portal(request, tmp_path_factory):
+    with running_portal(request.param, tmp_path_factory.mktemp("portal")) as running:
+        yield running
 
 
 def new_page(browser, *, lang: str = "zh-CN", viewport: dict = PHONE):

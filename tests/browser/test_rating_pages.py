@@ -5,24 +5,14 @@ the same form, and the unsubscribe link asks before it stops the updates. Screen
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (
-    PASSWORD,
-    PG_URL,
-    Portal,
-    _cli,
-    _pg,
-    new_page,
-    require_server,
-)
+from tests.browser.conftest import new_page, running_portal
 from tests.browser.test_resident import report, staff_session
-from tests.live import live_server
 from tests.smtp import Mailbox, smtp_server
 
 ADDRESS = "li.na@example.org"
@@ -37,29 +27,13 @@ def mailbox():
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def portal(request, tmp_path_factory, mailbox):
     """A server of its own that sends its progress updates by mail, at once."""
-    workdir = tmp_path_factory.mktemp("mailing")
-    schema = None
-    if request.param == "postgres":
-        require_server("PostgreSQL", "127.0.0.1", 5432)
-        schema = f"gl_browser_mail_{os.getpid()}"
-        _pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};")
-        url = f"{PG_URL}?schema={schema}"
-    else:
-        url = f"sqlite://{workdir / 'portal.sqlite3'}"
-    _cli(["migrate"], url, workdir)
-    _cli(["createuser", "operator1", "--role", "operator", "--password", PASSWORD], url,
-         workdir)
-    env = {"GRIDLINK_THROTTLE_NEW_REPORTS": "1000/minute",
-           "GRIDLINK_SECRET_KEY": "browser-tests-secret",
-           "GRIDLINK_SMTP_URL": f"smtp://127.0.0.1:{mailbox.port}",
+    env = {"GRIDLINK_SMTP_URL": f"smtp://127.0.0.1:{mailbox.port}",
            "GRIDLINK_MAIL_FROM": "Gridlink <noreply@gridlink.example.org>",
            "GRIDLINK_UPDATES_SETTLE_SECONDS": "0", "GRIDLINK_QUIET_HOURS": ""}
-    try:
-        with live_server(url, workdir, env=env) as base:
-            yield Portal(base, url, workdir)
-    finally:
-        if schema:
-            _pg(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
+    with running_portal(request.param, tmp_path_factory.mktemp("mailing"),
+                        staff={"operator1": ("operator", None)}, env=env,
+                        schema_name="gl_browser_mail") as running:
+        yield running
 
 
 def mail_saying(mailbox: Mailbox, address: str, words: str, seconds: float = 20.0):
