@@ -63,7 +63,6 @@ class Worker:
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self._work = asyncio.Event()
-        self.sent = 0
 
     def register(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender
@@ -142,8 +141,6 @@ class Worker:
                 return True
         outcome = await self._send(delivery)
         await record(delivery, outcome, self.settings)
-        if outcome.status == "sent":
-            self.sent += 1
         return True
 
     async def _keep_pace(self, channel: str) -> None:
