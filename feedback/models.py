@@ -6,15 +6,16 @@ from tortoise.models import Model
 
 class Delivery(Model):
     """One message to one person on one channel about one case: the events it tells (several
-    changes made while it waited become one message), or a reminder to rate.
+    changes made while it waited become one message), or a reminder to rate. A notice (kind
+    notice) is about no case: first and last event are the PersonNotice's id.
 
     Unique per person, channel, first event and kind, so an event never becomes two messages
     to the same person on the same channel.
     """
 
     id = fields.BigIntField(primary_key=True)
-    case: fields.ForeignKeyRelation = fields.ForeignKeyField(
-        "portal.Case", related_name="deliveries", on_delete=fields.CASCADE)
+    case: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "portal.Case", null=True, related_name="deliveries", on_delete=fields.CASCADE)
     person: fields.ForeignKeyRelation = fields.ForeignKeyField(
         "portal.Person", related_name="deliveries", on_delete=fields.CASCADE)
     # telegram, wechat or email
@@ -22,7 +23,7 @@ class Delivery(Model):
     # The channel's address: a chat identity (tg:123, wx:openid) or an e-mail address. Private.
     address = fields.CharField(max_length=254)
     language = fields.CharField(max_length=8, default="zh-CN")
-    # update (events) or reminder (a second request to rate)
+    # update (events), reminder (a second request to rate) or notice
     kind = fields.CharField(max_length=16, default="update")
     first_event_id = fields.BigIntField()
     last_event_id = fields.BigIntField()
@@ -104,3 +105,31 @@ class Rating(Model):
     class Meta:
         table = "rating"
         unique_together = (("case", "person"),)
+
+
+class PersonNotice(Model):
+    """A message to a person that is about no case (a tender's result, a released claim): the
+    outbox the delivery worker fans out to the person's channel, and the portal's inbox.
+    Texts are rendered in every language when written, and ref makes writing it twice harmless."""
+
+    id = fields.BigIntField(primary_key=True)
+    person: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "portal.Person", related_name="notices", on_delete=fields.CASCADE)
+    # tender.result, claim.released...
+    topic = fields.CharField(max_length=32)
+    ref = fields.CharField(max_length=80)
+    # What it is about (a tender code), shown in the WeChat template's code field.
+    code = fields.CharField(max_length=40, default="")
+    # {"zh-CN": {"title", "body", "link"}, "en": {...}}
+    texts = fields.JSONField()
+    url = fields.CharField(max_length=300)
+    urgent = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField()
+    # None while waiting for the fan-out.
+    fanned_out_at = fields.DatetimeField(null=True)
+    read_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "person_notice"
+        unique_together = (("person", "ref"),)
+        indexes = (("fanned_out_at", "id"), ("person_id", "id"))

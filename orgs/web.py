@@ -1,12 +1,20 @@
-"""Reading the orgs forms: bounded, CSRF-checked, with room for lists of checkboxes."""
+"""What every orgs page needs: bounded, CSRF-checked forms with room for lists of checkboxes,
+and who is signed in (the gl_member cookie of a member or volunteer account)."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request
+from dataclasses import dataclass
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import Depends, HTTPException, Request
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData
 from starlette.formparsers import FormParser, MultiPartException
 
+from orgs.accounts import service as accounts
+from orgs.accounts.models import Account
+from orgs.registry.models import Membership, Organisation
 from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
 from portal.web import csrf
@@ -55,3 +63,52 @@ def texts(request: Request, form: FormData, name: str) -> list[str]:
     if not all(isinstance(v, str) for v in values):
         raise refuse(request, _("The form could not be read."))
     return [v[:64] for v in values]
+
+
+# --- who is signed in -------------------------------------------------------------------------
+
+COOKIE = "gl_member"
+
+
+@dataclass
+class Member:
+    """The signed-in account, its person, and its organisation if it belongs to one."""
+
+    account: Account
+    membership: Membership | None
+
+    @property
+    def organisation(self) -> Organisation | None:
+        return self.membership.organisation if self.membership else None
+
+    @property
+    def is_org_admin(self) -> bool:
+        return self.membership is not None and self.membership.role == "admin"
+
+
+async def current_member(request: Request) -> Member | None:
+    account = await accounts.session_account(request.cookies.get(COOKIE))
+    if account is None:
+        return None
+    return Member(account, await accounts.membership_of(account))
+
+
+async def signed_in(request: Request) -> Member:
+    """The signed-in member; anyone else is sent to the sign-in page and back."""
+    member = await current_member(request)
+    if member is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, headers={"Location": "/account/login?" + urlencode(
+            {"next": target})})
+    return member
+
+
+async def org_admin(request: Request, member: Annotated[Member, Depends(signed_in)]) -> Member:
+    """A signed-in admin of an organisation; others get 403 with the reason."""
+    if not member.is_org_admin:
+        raise refuse(request, _("Only an administrator of an organisation can do this."), 403)
+    return member
+
+
+SignedIn = Annotated[Member, Depends(signed_in)]
+OrgAdmin = Annotated[Member, Depends(org_admin)]

@@ -143,8 +143,7 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     wechat.attach(app, settings, app.state.throttle)
 
     from feedback.routes import router as feedback_pages
-    from orgs.registry.pages import router as org_pages
-    from orgs.registry.staff_pages import router as org_staff_pages
+    from orgs import app as orgs_app
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router
     from portal.open311.routes import router as open311_router
@@ -154,9 +153,11 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     app.include_router(open311_router)
     app.include_router(hotline_router)
     app.include_router(staff_router)
-    app.include_router(org_staff_pages)
+    for router in orgs_app.staff_routers():
+        app.include_router(router)
     app.include_router(staff_pages)
-    app.include_router(org_pages)
+    for router in orgs_app.public_routers():
+        app.include_router(router)
     app.include_router(resident_pages)
     app.include_router(feedback_pages)
     app.include_router(lang.router)

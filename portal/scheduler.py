@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from feedback.worker import prune, remind
+from orgs.app import SWEEPS as ORG_SWEEPS
 from portal.settings import Settings
 
 log = logging.getLogger("gridlink.scheduler")
@@ -37,6 +38,7 @@ class Sweep:
 SWEEPS: tuple[Sweep, ...] = (
     Sweep("satisfaction reminders", timedelta(minutes=10), remind),
     Sweep("finished progress updates forgotten", timedelta(hours=6), prune),
+    *(Sweep(name, every, run) for name, every, run in ORG_SWEEPS),
 )
 
 

@@ -122,6 +122,28 @@ class Settings(BaseSettings):
     survey_reminder_hours: float = 24.0
     reopen_after_not_fixed: int = 2
 
+    # Social organisations (orgs/). Members and volunteers stay signed in this long.
+    member_session_days: float = 14.0
+    # Base64 of 32 bytes: the master key that seals bids until their tender's deadline. Empty:
+    # derived from the secret key. Set it in production and keep it out of database backups.
+    bid_seal_key: str = ""
+    # The OCDS ocid prefix registered with the Open Contracting Partnership (a placeholder).
+    ocid_prefix: str = "ocds-000000"
+    ocds_publisher_name: str = "网格联动"
+    # Fewer valid bids than this at the opening: the tender fails (废标).
+    tender_min_valid_bids: int = 3
+    # Bidding lasts at least this long (the law asks 20 days for 公开招标, 10 for 竞争性磋商:
+    # the form warns below those; 0 lets a demo use minutes).
+    tender_min_bidding_days: float = 0.0
+    # A bid below this share of the mean of the other valid bids is flagged abnormally low.
+    abnormally_low_ratio: float = 0.80
+    # Time a flagged bidder has to explain its price.
+    low_bid_explain_hours: float = 48.0
+    # Evaluators who must score every valid bid before the operator finalises.
+    tender_min_evaluators: int = 1
+    # A claim of a task must be started by the task's start plus this grace, or it is released.
+    claim_start_grace_minutes: float = 30.0
+
 
     @field_validator("quiet_hours")
     @classmethod

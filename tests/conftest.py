@@ -75,7 +75,12 @@ async def database_url(request, tmp_path_factory) -> str:
         await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
 
 
-TABLES = ("org_event", "org_area", "training_record", "data_agreement", "organisation", "area",
+TABLES = ("milestone_photo", "milestone_report", "milestone", "contract", "award", "tie_draw",
+          "bid_result", "criterion_score", "low_bid_review", "bid_event", "bid", "tender_evaluator",
+          "tender_criterion", "ocds_release", "tender", "org_counter", "claim", "claim_task",
+          "points_entry", "discovery", "sweep_cursor", "volunteer", "person_notice", "membership",
+          "link_code", "account_session", "account", "org_event", "org_area", "training_record",
+          "data_agreement", "organisation", "area",
           "delivery", "survey", "unreachable", "outbox", "rating", "dialogue_state", "telegram_update", "wechat_message", "wechat_contact",
           "wechat_token", "photo", "subscription", "case_event", "case_key", "report", "case_",
           "identity", "person", "address_point", "daily_counter", "staff_session", "staff_user",

@@ -57,6 +57,9 @@ class Organisation(Model):
     status_reason = fields.TextField(null=True)
     verified_at = fields.DatetimeField(null=True)
     verified_by = fields.CharField(max_length=64, null=True)
+    # The account that registered it and became its first admin (none for older rows).
+    registered_by: fields.ForeignKeyNullableRelation = fields.ForeignKeyField(
+        "portal.Account", null=True, related_name="registered_orgs", on_delete=fields.SET_NULL)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
@@ -145,3 +148,25 @@ class DataAgreement(Model):
     class Meta:
         table = "data_agreement"
         indexes = (("organisation_id", "ends_on"),)
+
+
+class Membership(Model):
+    """An account's place in an organisation: admin (submits bids, manages members) or member.
+    An account belongs to one organisation at a time (active_key is set while the membership
+    is active, cleared when it ends)."""
+
+    id = fields.BigIntField(primary_key=True)
+    account: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "portal.Account", related_name="memberships", on_delete=fields.CASCADE)
+    organisation: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "portal.Organisation", related_name="memberships", on_delete=fields.CASCADE)
+    # admin or member
+    role = fields.CharField(max_length=8)
+    # active or removed
+    status = fields.CharField(max_length=8, default="active")
+    active_key = fields.CharField(max_length=40, null=True, unique=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "membership"
+        indexes = (("organisation_id", "status"),)

@@ -10,6 +10,8 @@ class Role(StrEnum):
     OPERATOR = "operator"
     DEPARTMENT = "department"
     ADMIN = "admin"
+    # 评审专家: scores the bids of the tenders it is assigned to, nothing else.
+    EVALUATOR = "evaluator"
 
 
 class StaffUser(Model):

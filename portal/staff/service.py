@@ -3,30 +3,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from portal import passwords
 from portal.cases.models import Department
 from portal.i18n import _
 from portal.staff.models import ApiKey, Role, StaffSession, StaffUser
 
-_hasher = PasswordHasher()
-# Verifying against this keeps the time of "no such user" equal to "wrong password".
-_DUMMY_HASH = _hasher.hash("gridlink-dummy-password")
-
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
-MIN_PASSWORD = 10
-# Argon2 hashes whatever it is given: a bound keeps one request from costing seconds.
-MAX_PASSWORD = 1024
+MIN_PASSWORD = passwords.MIN_PASSWORD
+MAX_PASSWORD = passwords.MAX_PASSWORD
 # One working shift; the console signs in again after it.
 SESSION_LIFETIME = timedelta(hours=12)
 HOTLINE_LINES = ("12345", "12319", "962121")
@@ -76,7 +68,7 @@ async def create_user(username: str, password: str, role: Role | str,
         if dept is None:
             raise StaffError(_("No department with the code {code}."), code=department_code)
     try:
-        return await StaffUser.create(username=username, password_hash=_hasher.hash(password),
+        return await StaffUser.create(username=username, password_hash=passwords.hash_password(password),
                                       role=role, department=dept)
     except IntegrityError:
         # Created by a simultaneous request between the check above and this insert.
@@ -101,42 +93,8 @@ async def deactivate_user(username: str, *, by: StaffUser) -> StaffUser:
 
 async def authenticate(username: str, password: str, *, max_failures: int,
                        lockout: timedelta) -> StaffUser | None:
-    """The user for a right password; None otherwise. Locks the account after repeated failures.
-
-    Every refusal costs one argon2 verification, so that neither timing nor the answer tells
-    whether the username exists or is locked. Verifying runs in a thread (it takes tens of
-    milliseconds), and failures are counted in the database, so that guesses sent at the same
-    time are each counted and none of them gets past a lock that another one set.
-    """
-    now = utcnow()
-    user = None
-    if len(username) <= 64 and len(password) <= MAX_PASSWORD:
-        user = await StaffUser.get_or_none(username=username, active=True)
-    if user is None or (user.locked_until and user.locked_until > now):
-        await asyncio.to_thread(_verify, _DUMMY_HASH, password[:MAX_PASSWORD])
-        return None
-    if not await asyncio.to_thread(_verify, user.password_hash, password):
-        await StaffUser.filter(id=user.id).update(failed_logins=F("failed_logins") + 1)
-        await StaffUser.filter(id=user.id, failed_logins__gte=max_failures).update(
-            locked_until=now + lockout, failed_logins=0)
-        return None
-    # Only while no lock was set meanwhile by a concurrent wrong guess.
-    unlocked = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
-    if not await StaffUser.filter(unlocked, id=user.id).update(failed_logins=0,
-                                                               locked_until=None):
-        return None
-    user.failed_logins, user.locked_until = 0, None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = await asyncio.to_thread(_hasher.hash, password)
-        await user.save(update_fields=["password_hash"])
-    return user
-
-
-def _verify(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+    return await passwords.authenticate(StaffUser, username, password,
+                                        max_failures=max_failures, lockout=lockout)
 
 
 def _digest(key: str) -> str:

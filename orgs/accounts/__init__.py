@@ -1,0 +1,1 @@
+"""Member and volunteer accounts: sign-in, sessions, linking chat identities."""

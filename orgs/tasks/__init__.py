@@ -1,0 +1,1 @@
+"""Claimable tasks: places claimed first come, first served."""

@@ -1,0 +1,1 @@
+"""Purchased service tasks: sealed bids, opening, evaluation, award, contracts, OCDS."""

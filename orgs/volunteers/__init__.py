@@ -1,0 +1,1 @@
+"""Volunteers: registration, discoveries, points and the leaderboard."""
