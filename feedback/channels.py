@@ -35,6 +35,12 @@ class Notice:
     # their own: e-mail, a WeChat template) and stopping the updates (e-mail).
     rate_url: str = ""
     unsubscribe_url: str = ""
+    # The label of the link to `url` when it is not a case's page (a notice's "See the
+    # result"): the body then leaves the address out, and each channel shows it its way (a
+    # button, a link line). A notice (about_case False) is stopped from the account page, not
+    # by a signed one-click link.
+    link_text: str = ""
+    about_case: bool = True
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ smtp://host:port speaks STARTTLS when the server offers it, smtps:// is TLS from
 user and password in the URL log in. The server refusing an address for good (5xx) makes it
 unreachable; a 4xx or a connection that fails is tried again later. Every mail says how to stop
 the updates (a signed link, also as List-Unsubscribe and List-Unsubscribe-Post, RFC 8058, so
-that mail programs offer a one-click "unsubscribe").
+that mail programs offer a one-click "unsubscribe"); a notice (about no case) points to the
+account page instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from portal.settings import Settings
 
 RATE_LINE = _("Rate how it was handled: {url}")
 STOP_LINE = _("To stop hearing about this case: {url}")
+ACCOUNT_LINE = _("To choose what you hear from us, sign in to your account: {url}")
 # Headers whose value is a link: a mail program reads them as written, so they are never
 # folded (the standard policy would turn a long one into an encoded word no program parses).
 LINK_HEADERS = ("list-unsubscribe",)
@@ -70,10 +72,13 @@ class EmailSender:
     def message(self, address: str, notice: Notice) -> EmailMessage:
         t = gettext_for(notice.language)
         lines = [notice.body]
+        if notice.link_text:
+            lines += ["", f"{notice.link_text}: {notice.url}"]
         if notice.rate_url:
             lines += ["", t(RATE_LINE).format(url=notice.rate_url)]
         if notice.unsubscribe_url:
-            lines += ["", "--", t(STOP_LINE).format(url=notice.unsubscribe_url)]
+            stop = STOP_LINE if notice.about_case else ACCOUNT_LINE
+            lines += ["", "--", t(stop).format(url=notice.unsubscribe_url)]
         msg = EmailMessage()
         msg["From"] = self.mail_from
         msg["To"] = address
@@ -82,7 +87,8 @@ class EmailSender:
         msg["Message-ID"] = make_msgid(domain="gridlink")
         # No out-of-office answers to an address nobody reads.
         msg["Auto-Submitted"] = "auto-generated"
-        if notice.unsubscribe_url:
+        # One click stops a case's updates; the account page is no such link.
+        if notice.unsubscribe_url and notice.about_case:
             msg["List-Unsubscribe"] = f"<{notice.unsubscribe_url}>"
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         text = "\n".join(lines)

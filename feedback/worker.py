@@ -25,6 +25,7 @@ from feedback.compose import compose
 from feedback.fanout import due_at, fan_out
 from feedback.live import LiveBus
 from feedback.models import Delivery, Survey, Unreachable
+from feedback.notices import fan_out_notices, notice_message
 from feedback.satisfaction import rated_since
 from portal.cases import public
 from portal.cases.models import Case, CaseEvent, Person, Status, Subscription
@@ -102,15 +103,22 @@ class Worker:
 
     async def _fan_out_forever(self) -> None:
         while not self._stopping.is_set():
+            busy = False
             try:
                 cases = await fan_out(self.settings, set(self.senders))
-                if cases:
-                    self._work.set()
-                    if self.live is not None:
-                        await self.live.publish(cases)
-                    continue
+                busy = bool(cases)
+                if cases and self.live is not None:
+                    await self.live.publish(cases)
             except Exception:
                 log.exception("fanning out progress updates failed")
+            # Apart: a case that cannot be fanned out must not hold the notices back.
+            try:
+                busy = bool(await fan_out_notices(self.settings, set(self.senders))) or busy
+            except Exception:
+                log.exception("fanning out notices failed")
+            if busy:
+                self._work.set()
+                continue
             await self._nap(IDLE_S)
 
     async def _send_forever(self, channel: str) -> None:
@@ -185,6 +193,8 @@ class Worker:
 
 
 async def notice_for(delivery: Delivery, settings: Settings, secret: bytes):
+    if delivery.kind == "notice":
+        return await notice_message(delivery, settings.public_base_url)
     case = await Case.get_or_none(id=delivery.case_id)
     if case is None:
         return None

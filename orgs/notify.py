@@ -10,6 +10,7 @@ opening, a phone number, or another organisation's scores.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
@@ -33,20 +34,22 @@ def render(title: str, body: str, link: str, params: dict) -> dict:
 async def to_people(person_ids: Iterable[int], *, topic: str, ref: str, title: str, body: str,
                     url: str, code: str = "", link: str = "", urgent: bool = False, conn=None,
                     **params) -> int:
-    """One notice per person; `ref` (unique per person) makes a repeated call harmless.
-    Returns how many were new."""
+    """One notice per person; `ref` (unique per person) makes a repeated call harmless, also
+    one racing this one. Returns how many were new."""
+    people = list(dict.fromkeys(person_ids))
+    if not people:
+        return 0
     texts = render(title, body, link, params)
     now = datetime.now(UTC)
-    made = 0
-    async with in_transaction() if conn is None else _same(conn) as c:
-        for person_id in dict.fromkeys(person_ids):
-            if await PersonNotice.filter(person_id=person_id, ref=ref).using_db(c).exists():
-                continue
-            await PersonNotice.create(person_id=person_id, topic=topic, ref=ref[:80], code=code,
-                                      texts=texts, url=url, urgent=urgent, created_at=now,
-                                      using_db=c)
-            made += 1
-    return made
+    ref = ref[:80]
+    async with in_transaction() if conn is None else nullcontext(conn) as c:
+        mine = PersonNotice.filter(person_id__in=people, ref=ref).using_db(c)
+        before = await mine.count()
+        await PersonNotice.bulk_create(
+            [PersonNotice(person_id=pid, topic=topic, ref=ref, code=code[:40], texts=texts,
+                          url=url, urgent=urgent, created_at=now) for pid in people],
+            ignore_conflicts=True, using_db=c)
+        return await mine.count() - before
 
 
 async def to_org(org_id: int, **kwargs) -> int:
@@ -58,15 +61,3 @@ async def to_org(org_id: int, **kwargs) -> int:
     persons = await query.values_list("account__person_id", flat=True)
     return await to_people(persons, **kwargs)
 
-
-class _same:
-    """The caller's transaction, as a context manager."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    async def __aenter__(self):
-        return self.conn
-
-    async def __aexit__(self, *exc):
-        return False

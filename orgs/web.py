@@ -14,7 +14,7 @@ from starlette.formparsers import FormParser, MultiPartException
 
 from orgs.accounts import service as accounts
 from orgs.accounts.models import Account
-from orgs.registry.models import Membership, Organisation
+from orgs.registry.models import Membership, Organisation, OrgStatus
 from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
 from portal.web import csrf
@@ -112,3 +112,22 @@ async def org_admin(request: Request, member: Annotated[Member, Depends(signed_i
 
 SignedIn = Annotated[Member, Depends(signed_in)]
 OrgAdmin = Annotated[Member, Depends(org_admin)]
+
+
+@dataclass
+class ReportAs:
+    identity: str
+    organisation_id: int | None
+    organisation_name: str | None
+
+
+async def report_as(request: Request) -> ReportAs | None:
+    """How a signed-in member reports on the resident pages: as their account's person, for
+    their organisation once it is verified."""
+    member = await current_member(request)
+    if member is None:
+        return None
+    org = member.organisation
+    counts = org is not None and org.status == OrgStatus.VERIFIED
+    return ReportAs(accounts.identity_key(member.account.id), org.id if counts else None,
+                    org.name if counts else None)

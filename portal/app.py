@@ -144,12 +144,14 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
 
     from feedback.routes import router as feedback_pages
     from orgs import app as orgs_app
+    from orgs.web import report_as
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router
     from portal.open311.routes import router as open311_router
     from portal.staff.pages import router as staff_pages
     from portal.staff.routes import router as staff_router
 
+    app.state.report_as = report_as
     app.include_router(open311_router)
     app.include_router(hotline_router)
     app.include_router(staff_router)

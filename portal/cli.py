@@ -130,8 +130,15 @@ def scheduler(once: bool) -> None:
 
 @main.command("seed-demo")
 def seed_demo() -> None:
-    """Categories, departments, an admin account (password printed once) and demo cases."""
-    from portal.seed import seed_demo as run
+    """Categories, departments, an admin account (password printed once), demo cases, and
+    one street with three grids for organisations, tenders and volunteers."""
+    from orgs.registry.service import ensure_demo_areas
+    from portal.seed import seed_demo as demo
+
+    async def run():
+        password = await demo()
+        await ensure_demo_areas()
+        return password
 
     asyncio.run(db.migrate(get_settings().database_url))
     password = _run(run)
@@ -143,7 +150,7 @@ def seed_demo() -> None:
 
 @main.command()
 @click.argument("username")
-@click.option("--role", type=click.Choice(["operator", "department", "admin"]), required=True)
+@click.option("--role", type=click.Choice(["operator", "department", "admin", "evaluator"]), required=True)
 @click.option("--department", default=None, help="Department code, for department accounts.")
 @click.option("--password", default=None, help="Asked for when not given.")
 def createuser(username: str, role: str, department: str | None, password: str | None) -> None:

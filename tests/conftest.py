@@ -94,6 +94,8 @@ async def clean_db(database_url: str) -> str:
     if conn.capabilities.dialect == "postgres":
         await conn.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE;")
     else:
+        # Streets are the parents of grids (RESTRICT, checked row by row).
+        await conn.execute_script("UPDATE area SET parent_id = NULL;")
         for table in TABLES:
             await conn.execute_script(f"DELETE FROM {table};")
     await ensure_categories()

@@ -5,16 +5,27 @@ data-processing agreements, and contact data masked wherever others see it."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
 
 from orgs import uscc
+from orgs.accounts import service as accounts
+from orgs.accounts.models import Account
 from orgs.privacy import mask_email, mask_phone
 from orgs.registry import service
-from orgs.registry.models import DataAgreement, Organisation, OrgEvent, OrgStatus, TrainingRecord
+from orgs.registry.models import (
+    DataAgreement,
+    Membership,
+    Organisation,
+    OrgEvent,
+    OrgStatus,
+    TrainingRecord,
+)
+from orgs.web import COOKIE as MEMBER_COOKIE
 from portal.cases.models import Person
+from tests import orgs_setup
 from tests.staff import PASSWORD, create_staff
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -204,9 +215,17 @@ async def browser(app, clean_db):
     await create_staff()
     clients = []
 
-    async def make(username: str | None = None, lang: str = "en") -> Browser:
+    async def make(username: str | None = None, lang: str = "en", member: str | None = None
+                   ) -> Browser:
+        """A browser, signed in to the console as `username` or as the account `member`
+        (made on the spot)."""
+        cookies = {"gl_lang": lang}
+        if member:
+            acct = await orgs_setup.account(member)
+            cookies[MEMBER_COOKIE], _session = await accounts.start_session(
+                acct, lifetime=timedelta(hours=1))
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                   base_url="http://testserver", cookies={"gl_lang": lang})
+                                   base_url="http://testserver", cookies=cookies)
         clients.append(client)
         b = Browser(client)
         if username:
@@ -229,28 +248,45 @@ def _form(code: str = CODES[0], **kw) -> dict:
 
 
 async def test_register_in_the_portal_and_see_only_the_masked_phone(browser):
-    page = await (await browser(lang="zh-CN")).get("/orgs/register")
+    anonymous = await browser()
+    page = await anonymous.get("/orgs/register")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/account/login?next=%2Forgs%2Fregister"
+    page = await (await browser(lang="zh-CN", member="wang")).get("/orgs/register")
     assert page.status_code == 200 and page.headers["content-language"] == "zh-CN"
-    b = await browser()
+    b = await browser(member="li")
     page = await b.get("/orgs/register")
     assert "Unified social credit code" in page.text
     res = await b.post("/orgs/register", _form())
-    assert res.status_code == 201, res.text
-    assert MASKED in res.text and PHONE not in res.text and "li@ex.org" not in res.text
+    assert res.status_code == 303 and res.headers["location"] == "/org?done=registered"
+    home = await b.get("/org?done=registered")
+    assert "you are its administrator" in home.text and "waiting for the grid centre" in home.text
+    assert MASKED in home.text and PHONE not in home.text and "li@ex.org" not in home.text
     org = await Organisation.get(uscc=CODES[0])
     assert org.status == OrgStatus.PENDING and org.service_types == ["cleaning", "visit"]
+    li = await Account.get(username="li")
+    assert org.registered_by_id == li.id
+    assert await Membership.filter(organisation=org, account=li, role="admin").exists()
+    # One organisation per account.
+    second = await b.post("/orgs/register", _form(CODES[1]))
+    assert second.status_code == 409 and "already belongs to an organisation" in second.text
     # Full-width and lower case are accepted as the same code, so a second try is a duplicate.
-    again = await b.post("/orgs/register", _form(full_width(CODES[1].lower())))
-    assert again.status_code == 201
-    dup = await b.post("/orgs/register", _form(CODES[0].lower()))
+    other = await browser(member="zhao")
+    await other.get("/orgs/register")
+    again = await other.post("/orgs/register", _form(full_width(CODES[1].lower())))
+    assert again.status_code == 303
+    third = await browser(member="qian")
+    await third.get("/orgs/register")
+    dup = await third.post("/orgs/register", _form(CODES[0].lower()))
     assert dup.status_code == 409 and "already registered" in dup.text
+    assert not await Membership.filter(account__username="qian").exists()
     # Pending organisations are not in the public directory.
     directory = await b.get("/orgs")
     assert "示例社工服务中心" not in directory.text
 
 
 async def test_a_typo_in_the_code_is_refused_with_a_clear_message(browser):
-    b = await browser()
+    b = await browser(member="li")
     await b.get("/orgs/register")
     typo = CODES[0][:5] + "5" + CODES[0][6:]
     res = await b.post("/orgs/register", _form(typo))
@@ -259,7 +295,8 @@ async def test_a_typo_in_the_code_is_refused_with_a_clear_message(browser):
     assert typo in res.text  # what was typed is kept
     assert not await Organisation.exists()
     pilot = await b.post("/orgs/register", _form(typo, pilot="1"))
-    assert pilot.status_code == 201 and "pilot code" in pilot.text
+    assert pilot.status_code == 303
+    assert "pilot code" in (await b.get("/org")).text
     assert not (await Organisation.get(uscc=typo)).uscc_valid
 
 
@@ -273,7 +310,7 @@ async def test_a_typo_in_the_code_is_refused_with_a_clear_message(browser):
     ({"address": "a" * 5000}, "address"),
 ])
 async def test_bad_registrations_are_refused_with_4xx(browser, fields, message):
-    b = await browser()
+    b = await browser(member="li")
     await b.get("/orgs/register")
     res = await b.post("/orgs/register", _form(**fields))
     assert res.status_code == 422 and message in res.text
@@ -281,7 +318,7 @@ async def test_bad_registrations_are_refused_with_4xx(browser, fields, message):
 
 
 async def test_hostile_registration_posts(browser):
-    b = await browser()
+    b = await browser(member="li")
     await b.get("/orgs/register")
     assert (await b.post("/orgs/register", _form(), csrf=False)).status_code == 403
     junk = await b.post("/orgs/register", {**_form(), "service_types": ["cleaning", "nuclear"],

@@ -13,7 +13,7 @@ import copy
 import logging
 import re
 
-from bot.dialogue import cases, report, welcome
+from bot.dialogue import cases, link, report, volunteer, welcome
 from bot.dialogue.io import (
     Button,
     Choice,
@@ -157,6 +157,7 @@ async def command(turn: Turn, name: str, arg: str) -> None:
         report.ask_next(turn)
     elif name == "cancel":
         state.pop("rating", None)
+        state.pop("vol", None)
         report.cancel(turn)
     elif name == "my":
         await cases.my_cases(turn, 0)
@@ -166,6 +167,10 @@ async def command(turn: Turn, name: str, arg: str) -> None:
         cases.ask_forget(turn)
     elif name == "night":
         await cases.night(turn, None)
+    elif name == "volunteer":
+        volunteer.start(turn)
+    elif name == "link":
+        await link.link(turn, arg)
     else:
         welcome.hint(turn)
 
@@ -219,6 +224,8 @@ async def press(turn: Turn, action: str, arg: str) -> None:
         await cases.rate(turn, arg)
     elif action == "night" and arg in ("on", "off"):
         await cases.night(turn, arg == "on")
+    elif action in volunteer.ACTIONS:
+        await volunteer.press(turn, action, arg)
     elif action == "skip":
         state.pop("rating", None)
         turn.say(turn.t("Thank you for your rating."))
@@ -243,6 +250,9 @@ async def on_text(turn: Turn, value: str) -> None:
         return
     if state.get("rating"):
         await cases.rating_comment(turn, value)
+        return
+    if volunteer.asking_name(state):
+        await volunteer.on_name(turn, value)
         return
     m = _CASE_CODE.match(value)
     if m:

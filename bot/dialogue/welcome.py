@@ -52,6 +52,8 @@ def help_text(turn: Turn) -> None:
         t("/lang: 中文 or English"),
         t("/night: whether updates may come at night (22:00–08:00)"),
         t("/forget: remove your chat ID and contact details"),
+        t("/volunteer: become a volunteer of your grid"),
+        t("/link 123456: link this chat to your portal account"),
     ]))
 
 

@@ -99,6 +99,7 @@ MENU = (("start", _("Start, privacy notice")), ("my", _("My cases")),
         ("case", _("Look up a case by its number")), ("cancel", _("Drop the report I am writing")),
         ("lang", _("Language: 中文 or English")), ("night", _("Updates at night or not")),
         ("forget", _("Remove my chat ID and contact details")),
+        ("volunteer", _("Become a volunteer")), ("link", _("Link this chat to my account")),
         ("help", _("What the bot can do")))
 
 

@@ -50,7 +50,7 @@ class TelegramSender:
             return Outcome("failed", detail="not a chat id")
         t = gettext_for(notice.language)
         rows = rating_buttons(notice.case_code, notice.language) if notice.ask_rating else []
-        rows = [*rows, [Link(t(OPEN_CASE), notice.url)]]
+        rows = [*rows, [Link(notice.link_text or t(OPEN_CASE), notice.url)]]
         try:
             try:
                 await self._send(chat_id, notice.body, rows)
@@ -59,7 +59,9 @@ class TelegramSender:
                     raise
                 # A tracking page address Telegram will not link (a test or local set-up):
                 # the message still goes, the address stays in its text.
-                await self._send(chat_id, notice.body, rows[:-1])
+                text = notice.body if notice.url in notice.body else \
+                    f"{notice.body}\n{rows[-1][0].label}: {notice.url}"
+                await self._send(chat_id, text, rows[:-1])
         except TelegramRetryAfter as exc:
             return Outcome("retry", retry_after=float(exc.retry_after), detail="429")
         except TelegramForbiddenError as exc:

@@ -28,7 +28,10 @@ KEYWORDS = {
     "语言": "lang", "language": "lang",
     "开始": "start", "start": "start",
     "夜间通知": "night", "夜间": "night",
+    "志愿者": "volunteer", "绑定": "link",
 }
+# 绑定 482913: the keyword with the code of a portal account.
+_LINK = re.compile(r"^绑定\s*([0-9]{6})$")
 # Custom menu buttons (`gridlink wechat menu`) send these keys.
 MENU_KEYS = {"REPORT": "report", "MY": "my", "HELP": "help"}
 # Reply with this number to use the place WeChat last reported for the person.
@@ -71,6 +74,9 @@ def text_input(text: str) -> Input:
         return Command(match.group(1).lower(), (match.group(2) or "").strip())
     if plain in KEYWORDS:
         return Command(KEYWORDS[plain])
+    linking = _LINK.match(plain)
+    if linking:
+        return Command("link", linking.group(1))
     if _NUMBER.match(plain):
         return Choice(int(plain))
     return Text(text)

@@ -73,7 +73,7 @@ class WeChatSender:
         and the link always arrive (a reply "5" must answer choices the person saw)."""
         t = gettext_for(notice.language)
         rows = [*(rating_buttons(notice.case_code, notice.language) if notice.ask_rating
-                  else []), [Link(t(OPEN_CASE), notice.url)]]
+                  else []), [Link(notice.link_text or t(OPEN_CASE), notice.url)]]
         body = notice.body
         while True:
             say = Say(body, rows, language=notice.language)

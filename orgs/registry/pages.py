@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 
 from orgs import web
+from orgs.accounts.service import AccountError
 from orgs.privacy import mask_email, mask_name, mask_phone
 from orgs.registry import service
 from orgs.registry.models import Area, Organisation, OrgStatus
@@ -46,12 +48,14 @@ async def _form_page(request: Request, r: service.Registration, errors: dict[str
 
 
 @router.get("/orgs/register")
-async def register_form(request: Request):
+async def register_form(request: Request, member: web.SignedIn):
+    if member.organisation is not None:
+        return RedirectResponse("/org", status_code=303)
     return await _form_page(request, service.Registration(), {})
 
 
 @router.post("/orgs/register")
-async def register(request: Request):
+async def register(request: Request, member: web.SignedIn):
     form = await web.read_form(request)
     r = service.Registration(
         name=web.text(request, form, "name"), uscc=web.text(request, form, "uscc", 200),
@@ -66,13 +70,12 @@ async def register(request: Request):
     if errors:
         return await _form_page(request, r, errors, status_code=422)
     try:
-        org = await service.register(r)
-    except service.OrgError as exc:
-        return await _form_page(request, r, {"uscc": exc.message}, status_code=exc.status)
+        org = await service.register(r, by=member.account)
+    except (service.OrgError, AccountError) as exc:
+        field = "form" if "account" in exc.message else "uscc"
+        return await _form_page(request, r, {field: exc.message}, status_code=exc.status)
     log.info("organisation %s registered (pending)", org.id)
-    return render(request, "orgs/registered.html", {
-        "org": org, "phone": mask_phone(org.contact_phone),
-        "email": mask_email(org.contact_email)}, status_code=201)
+    return RedirectResponse("/org?done=registered", status_code=303)
 
 
 @router.get("/orgs")

@@ -15,10 +15,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from orgs import uscc
+from orgs.accounts import service as accounts
+from orgs.accounts.models import Account
 from orgs.privacy import digits
 from orgs.registry.models import (
     Area,
     DataAgreement,
+    Membership,
     Organisation,
     OrgArea,
     OrgEvent,
@@ -126,21 +129,29 @@ def check_registration(r: Registration, known_areas: set[int]) -> dict[str, str]
     return errors
 
 
-async def register(r: Registration, *, now: datetime | None = None) -> Organisation:
-    """A new pending organisation; `r` must have passed `check_registration`."""
+async def register(r: Registration, *, by: Account | None = None,
+                   now: datetime | None = None) -> Organisation:
+    """A new pending organisation; `r` must have passed `check_registration`. The account
+    that registers it becomes its first administrator."""
     now = _now(now)
+    if by is not None and await Membership.filter(account_id=by.id, status="active").exists():
+        raise OrgError(_("Your account already belongs to an organisation."), 409)
     try:
-        async with in_transaction():
+        async with in_transaction() as conn:
             org = await Organisation.create(
                 name=r.name, uscc=r.uscc, uscc_valid=uscc.is_valid(r.uscc), address=r.address,
                 contact_name=r.contact_name, contact_phone=r.contact_phone,
                 contact_email=r.contact_email or None, service_types=r.service_types,
-                status=OrgStatus.PENDING, created_at=now, updated_at=now)
+                status=OrgStatus.PENDING, registered_by=by, created_at=now, updated_at=now,
+                using_db=conn)
             for area_id in r.area_ids:
-                await OrgArea.create(organisation=org, area_id=area_id)
+                await OrgArea.create(organisation=org, area_id=area_id, using_db=conn)
+            if by is not None:
+                await accounts.add_member(org, by, "admin", conn=conn)
             await OrgEvent.create(organisation=org, kind="registered", status_to="pending",
-                                  actor="public", created_at=now,
-                                  data={"pilot_code": not org.uscc_valid})
+                                  actor=f"account:{by.username}" if by else "public",
+                                  created_at=now, data={"pilot_code": not org.uscc_valid},
+                                  using_db=conn)
     except IntegrityError as exc:
         raise OrgError(_("An organisation with this unified social credit code is already "
                          "registered."), 409) from exc
@@ -308,3 +319,17 @@ async def add_area(code: str, name_zh: str, name_en: str, kind: str = "grid",
         raise ValueError(kind)
     return await Area.create(code=code, name_zh=name_zh, name_en=name_en, kind=kind,
                              parent=parent)
+
+
+DEMO_AREAS = (("HP-NJD", "南京东路街道", "Nanjing Road East Subdistrict", None),
+              ("HP-NJD-01", "南京东路第一网格", "Nanjing Road East Grid 1", "HP-NJD"),
+              ("HP-NJD-02", "南京东路第二网格", "Nanjing Road East Grid 2", "HP-NJD"),
+              ("HP-NJD-03", "南京东路第三网格", "Nanjing Road East Grid 3", "HP-NJD"))
+
+
+async def ensure_demo_areas() -> None:
+    """One street and its three grids, for the demo (areas are otherwise added in code)."""
+    for code, name_zh, name_en, parent in DEMO_AREAS:
+        if not await Area.filter(code=code).exists():
+            await add_area(code, name_zh, name_en, "grid" if parent else "street",
+                           parent=await Area.get(code=parent) if parent else None)

@@ -58,7 +58,9 @@ router = APIRouter(include_in_schema=False)
 REPORTER_COOKIE = "gl_reporter"
 REPORTER_COOKIE_DAYS = 2 * 365
 # Per network address, whatever the cookies: form posts that reach the intake, and follows.
-ADDRESS_LIMITS = {"report": "30/10 minutes;300/day", "follow": "10/10 minutes;50/day"}
+ADDRESS_LIMITS = {"report": "30/10 minutes;300/day", "follow": "10/10 minutes;50/day",
+                  # Member and volunteer sign-ups (orgs.accounts.pages).
+                  "account": "10/hour;50/day"}
 # Live updates: each connection reads the case's new public events when told of news and every
 # settings.live_poll_seconds, and ends after a while; the browser reconnects with
 # Last-Event-ID, which also bounds how long a server shutdown waits for open streams.
@@ -199,13 +201,22 @@ def _form_page(request: Request, form: ReportForm, *, status_code: int = 200,
         "max_photos": settings.max_photos, "max_photo_bytes": settings.max_photo_bytes,
         "max_photo_size": size_text(settings.max_photo_bytes),
         "max_text_chars": settings.max_text_chars,
+        "report_as": getattr(request.state, "report_as", None),
     }, status_code=status_code, headers=headers)
     _keep_reporter(request, response)
     return response
 
 
+async def _find_report_as(request: Request) -> None:
+    """Who a signed-in member reports as (request.state.report_as): set by the composition
+    (portal/app.py) so that the resident pages know nothing of organisations."""
+    hook = getattr(request.app.state, "report_as", None)
+    request.state.report_as = await hook(request) if hook else None
+
+
 @router.get("/report")
 async def report_form(request: Request, category: str | None = None):
+    await _find_report_as(request)
     return _form_page(request, ReportForm(category=category if category in BY_KEY else "",
                                           form_id=_new_form_id()))
 
@@ -287,7 +298,7 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "-"
 
 
-async def _address_wait(request: Request, kind: str) -> int | None:
+async def address_wait(request: Request, kind: str) -> int | None:
     """Count one post of `kind` from the client's address; seconds to wait when over."""
     state = request.app.state
     throttles = getattr(state, "web_address_throttles", None)
@@ -330,15 +341,22 @@ async def report_post(request: Request):
         form.errors["photos" if exc.status == 413 else "general"] = exc.text(lang)
         return _form_page(request, form, status_code=exc.status)
 
+    await _find_report_as(request)
     form = ReportForm.of(posted.fields)
     uploads = [data for data in posted.uploads if data]
     form.had_photos = bool(uploads)
     # What the intake would refuse is refused before any work on photos.
     sub, form.errors = _submission(form, request, lang, settings)
+    if (who := request.state.report_as) is not None:
+        # A signed-in member's reports join their account's person, and count for their
+        # organisation when they say so.
+        sub.reporter = who.identity
+        if who.organisation_id and (posted.fields.get("for_org") or [""])[0] == "1":
+            sub.extra["organisation_id"] = who.organisation_id
     if form.errors:
         return _form_page(request, form, status_code=422)
 
-    wait = await _address_wait(request, "report")
+    wait = await address_wait(request, "report")
     if wait is not None:
         return _throttled(request, form, lang, wait, NETWORK_BUSY)
 
@@ -540,7 +558,7 @@ async def follow(request: Request, case: Case = Depends(_case)):
     error = None
     if not (len(email) <= MAX_EMAIL_CHARS and _EMAIL.fullmatch(email)):
         error, status = t(_("Enter an e-mail address such as name@example.com.")), 422
-    elif (wait := await _address_wait(request, "follow")) is not None:
+    elif (wait := await address_wait(request, "follow")) is not None:
         error = _sentences(lang, t(NETWORK_BUSY), _wait_text(lang, wait))
         status = 429
     if error:

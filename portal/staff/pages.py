@@ -76,7 +76,7 @@ CHANNEL_LABELS = {
 JOIN_LABELS = {"repeat": _("repeat report"), "merged": _("merged"),
                "staff": _("merged by staff"), "unmerged": _("taken out of another case")}
 ROLE_LABELS = {Role.OPERATOR: _("grid centre operator"), Role.DEPARTMENT: _("department"),
-               Role.ADMIN: _("administrator")}
+               Role.ADMIN: _("administrator"), Role.EVALUATOR: _("evaluator")}
 
 
 def _t(request: Request):

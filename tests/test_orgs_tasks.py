@@ -1,0 +1,285 @@
+"""Claimable tasks: places never over-claimed under concurrency, one place per claimant,
+withdraw, the release sweep, cancelling, who may claim, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from feedback.models import PersonNotice
+from orgs.registry import service as registry
+from orgs.tasks import service
+from orgs.tasks.jobs import release_due
+from orgs.tasks.models import Claim, ClaimTask
+from orgs.volunteers import service as volunteers
+from orgs.volunteers.models import PointsEntry
+from tests import orgs_setup
+from tests.staff import create_staff
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def task(places: int = 5, *, who: str = "any", training: bool = False,
+               starts_in: timedelta = timedelta(hours=2), points: int = 5) -> ClaimTask:
+    grid = await orgs_setup.area()
+    starts = now() + starts_in
+    return await service.create_task(service.NewTask(
+        title="清理楼道杂物", description="三号楼", service_type="cleaning", area_id=grid.id,
+        places=places, who=who, requires_training=training, starts_at=starts,
+        ends_at=starts + timedelta(hours=2), points=points), actor="staff:op", grace_minutes=30)
+
+
+async def volunteer(username: str, phone: str | None = None):
+    acct = await orgs_setup.account(username, phone=phone)
+    grid = await orgs_setup.area()
+    await volunteers.register(acct.person_id, username, grid.id, via="web", consent=True)
+    return acct
+
+
+async def claim_over_http(app, acct, task_id: int, as_org: bool = False):
+    async with await orgs_setup.member_client(app, acct) as c:
+        token = await orgs_setup.csrf_of(c, "/volunteer")
+        return await c.post(f"/tasks/{task_id}/claim", data={
+            "csrf_token": token, "as": "org" if as_org else "person"})
+
+
+async def test_twenty_claim_five_places_at_once(app):
+    t = await task(places=5)
+    accounts = [await volunteer(f"v{i:02d}") for i in range(20)]
+    clients = [await orgs_setup.member_client(app, a) for a in accounts]
+    tokens = [await orgs_setup.csrf_of(c, "/volunteer") for c in clients]
+    answers = await asyncio.gather(*(
+        c.post(f"/tasks/{t.id}/claim", data={"csrf_token": tok, "as": "person"})
+        for c, tok in zip(clients, tokens, strict=True)))
+    for c in clients:
+        await c.aclose()
+    assert sorted(r.status_code for r in answers) == [303] * 5 + [409] * 15
+    refused = next(r for r in answers if r.status_code == 409)
+    assert "已被认领" in refused.text or "taken" in refused.text
+    await t.refresh_from_db()
+    assert t.claimed == 5 == await service.holders(t.id)
+
+
+async def test_concurrent_claims_through_the_service(app):
+    # Straight at the database, with each claim in its own task of the event loop.
+    t = await task(places=3)
+    accounts = [await volunteer(f"s{i:02d}") for i in range(12)]
+    results = await asyncio.gather(*(service.claim(t.id, a) for a in accounts),
+                                   return_exceptions=True)
+    assert sum(isinstance(r, Claim) for r in results) == 3
+    assert all(isinstance(r, service.TaskError) for r in results if not isinstance(r, Claim))
+    await t.refresh_from_db()
+    assert t.claimed == 3 == await service.holders(t.id)
+
+
+async def test_same_claimant_twice_holds_one_place(app):
+    t = await task(places=5)
+    acct = await volunteer("twice")
+    answers = await asyncio.gather(claim_over_http(app, acct, t.id),
+                                   claim_over_http(app, acct, t.id))
+    assert sorted(r.status_code for r in answers) == [303, 409]
+    await t.refresh_from_db()
+    assert t.claimed == 1 == await Claim.filter(task_id=t.id).count()
+
+
+async def test_withdraw_frees_the_place(app):
+    t = await task(places=1)
+    first, second = await volunteer("first"), await volunteer("second")
+    assert (await claim_over_http(app, first, t.id)).status_code == 303
+    assert (await claim_over_http(app, second, t.id)).status_code == 409
+    row = await Claim.get(task_id=t.id)
+    async with await orgs_setup.member_client(app, second) as c:
+        token = await orgs_setup.csrf_of(c, "/volunteer")
+        # Someone else's claim: not theirs to withdraw.
+        r = await c.post(f"/tasks/{t.id}/withdraw", data={"csrf_token": token,
+                                                          "claim": str(row.id)})
+        assert r.status_code == 404
+    async with await orgs_setup.member_client(app, first) as c:
+        token = await orgs_setup.csrf_of(c, "/volunteer")
+        r = await c.post(f"/tasks/{t.id}/withdraw", data={"csrf_token": token,
+                                                          "claim": str(row.id)})
+        assert r.status_code == 303
+        page = await c.get(r.headers["location"])
+        assert "名额已退回" in page.text or "given back" in page.text
+    assert (await claim_over_http(app, second, t.id)).status_code == 303
+    await t.refresh_from_db()
+    assert t.claimed == 1
+
+
+async def test_release_sweep_releases_once_and_tells(app, settings):
+    t = await task(places=2, starts_in=timedelta(minutes=10))
+    a, b = await volunteer("late"), await volunteer("early")
+    late = await service.claim(t.id, a)
+    early = await service.claim(t.id, b)
+    await service.start(early.id, b)
+    # The grace has passed: start_by moved into the past.
+    await ClaimTask.filter(id=t.id).update(start_by=now() - timedelta(minutes=1))
+    assert await release_due(settings) == 1
+    assert await release_due(settings) == 0
+    await late.refresh_from_db()
+    assert late.status == "released" and late.active_key is None
+    await t.refresh_from_db()
+    assert t.claimed == 1 == await service.holders(t.id)
+    notices = await PersonNotice.filter(person_id=a.person_id, topic="claim.released")
+    assert len(notices) == 1 and t.title in notices[0].texts["zh-CN"]["title"]
+    with pytest.raises(service.TaskError):
+        await service.start(late.id, a)
+
+
+async def test_cancel_releases_and_notifies(app):
+    t = await task(places=3)
+    a, b = await volunteer("ca"), await volunteer("cb")
+    await service.claim(t.id, a)
+    await service.claim(t.id, b)
+    await create_staff()
+    async with await orgs_setup.staff_client(app, "op") as c:
+        token = await orgs_setup.csrf_of(c, f"/staff/tasks/{t.id}")
+        r = await c.post(f"/staff/tasks/{t.id}/cancel", data={"csrf_token": token,
+                                                              "reason": ""})
+        assert r.status_code == 303
+        await t.refresh_from_db()
+        assert t.status == "open"
+        r = await c.post(f"/staff/tasks/{t.id}/cancel", data={"csrf_token": token,
+                                                              "reason": "暴雨改期"})
+        assert r.status_code == 303
+    await t.refresh_from_db()
+    assert t.status == "cancelled" and t.claimed == 0
+    assert set(await Claim.filter(task_id=t.id).values_list("status", flat=True)) == {
+        "cancelled"}
+    for acct in (a, b):
+        notice = await PersonNotice.get(person_id=acct.person_id, topic="task.cancelled")
+        assert "暴雨改期" in notice.texts["zh-CN"]["body"]
+        assert "暴雨改期" in notice.texts["en"]["body"]
+    c = await volunteer("cc")
+    with pytest.raises(service.TaskError):
+        await service.claim(t.id, c)
+
+
+async def test_who_and_training_refusals(app):
+    only_orgs = await task(who="organisation")
+    only_volunteers = await task(who="volunteer")
+    trained = await task(training=True)
+    vol = await volunteer("vol")
+    r = await claim_over_http(app, vol, only_orgs.id)
+    assert r.status_code == 403
+    # A volunteer without training for cleaning.
+    assert (await claim_over_http(app, vol, trained.id)).status_code == 403
+    today = now().date()
+    await registry.record_training(person_id=vol.person_id, service_type="cleaning",
+                                   certificate_no="P-1", issued_by="街道",
+                                   issued_at=today - timedelta(days=1),
+                                   valid_until=today + timedelta(days=30), actor="staff:op")
+    assert (await claim_over_http(app, vol, trained.id)).status_code == 303
+    # An account that is not a volunteer.
+    plain = await orgs_setup.account("plain")
+    assert (await claim_over_http(app, plain, only_volunteers.id)).status_code == 403
+    # Organisations: verified and (for a training task) trained.
+    org = await orgs_setup.organisation(1)
+    admin = await orgs_setup.account("admin1", org=org)
+    assert (await claim_over_http(app, admin, only_volunteers.id, as_org=True)).status_code == 403
+    assert (await claim_over_http(app, admin, only_orgs.id, as_org=True)).status_code == 303
+    assert (await claim_over_http(app, admin, trained.id, as_org=True)).status_code == 303
+    untrained = await orgs_setup.organisation(2, trained=False)
+    admin2 = await orgs_setup.account("admin2", org=untrained)
+    assert (await claim_over_http(app, admin2, trained.id, as_org=True)).status_code == 403
+    pending = await orgs_setup.organisation(3, verified=False)
+    admin3 = await orgs_setup.account("admin3", org=pending)
+    assert (await claim_over_http(app, admin3, only_orgs.id, as_org=True)).status_code == 403
+    member = await orgs_setup.account("member1", org=org, role="member")
+    assert (await claim_over_http(app, member, only_orgs.id, as_org=True)).status_code == 403
+    await only_orgs.refresh_from_db()
+    assert only_orgs.claimed == 1
+
+
+async def test_start_done_and_points_once(app):
+    t = await task(places=2, starts_in=timedelta(minutes=10), points=7)
+    acct = await volunteer("doer")
+    row = await service.claim(t.id, acct)
+    async with await orgs_setup.member_client(app, acct) as c:
+        token = await orgs_setup.csrf_of(c, "/volunteer")
+        r = await c.post(f"/tasks/{t.id}/done", data={"csrf_token": token, "claim": str(row.id)})
+        assert r.status_code == 409  # not started yet
+        r = await c.post(f"/tasks/{t.id}/start", data={"csrf_token": token, "claim": str(row.id)})
+        assert r.status_code == 303
+        r = await c.post(f"/tasks/{t.id}/done", data={"csrf_token": token, "claim": str(row.id)})
+        assert r.status_code == 303
+        r = await c.post(f"/tasks/{t.id}/done", data={"csrf_token": token, "claim": str(row.id)})
+        assert r.status_code == 409
+    entries = await PointsEntry.filter(person_id=acct.person_id)
+    assert [(e.kind, e.ref, e.points) for e in entries] == [("task", f"claim:{row.id}", 7)]
+    await t.refresh_from_db()
+    assert t.claimed == 1 == await service.holders(t.id)
+
+
+async def test_too_early_to_start(app):
+    t = await task(starts_in=timedelta(hours=5))
+    acct = await volunteer("eager")
+    row = await service.claim(t.id, acct)
+    with pytest.raises(service.TaskError):
+        await service.start(row.id, acct)
+
+
+async def test_staff_creates_and_settles(app):
+    await create_staff()
+    grid = await orgs_setup.area()
+    async with await orgs_setup.staff_client(app, "op") as c:
+        token = await orgs_setup.csrf_of(c, "/staff/tasks/new")
+        form = {"csrf_token": token, "title": "巡查", "service_type": "patrol",
+                "area_id": str(grid.id), "places": "2", "who": "any",
+                "starts_at": "2030-01-01T09:00", "ends_at": "2030-01-01T11:00", "points": "4"}
+        r = await c.post("/staff/tasks/new", data=form)
+        assert r.status_code == 303
+        t = await ClaimTask.get(title="巡查")
+        assert t.start_by == t.starts_at + timedelta(minutes=30)
+        assert t.claim_until == t.starts_at
+        for bad in ({"places": "0"}, {"places": "x"}, {"ends_at": "2029-01-01T09:00"},
+                    {"starts_at": "yesterday"}, {"service_type": "hacking"},
+                    {"area_id": "99999"}, {"who": "everyone"}, {"title": "\x00"},
+                    {"points": "-3"}):
+            r = await c.post("/staff/tasks/new", data={**form, **bad})
+            assert r.status_code == 422, bad
+        assert await ClaimTask.all().count() == 1
+        acct = await volunteer("settled")
+        row = await service.claim(t.id, acct)
+        r = await c.post(f"/staff/claims/{row.id}/done", data={"csrf_token": token})
+        assert r.status_code == 303
+        assert await PointsEntry.filter(person_id=acct.person_id, points=4).count() == 1
+        assert (await c.get("/staff/tasks")).status_code == 200
+        assert "巡查" in (await c.get(f"/staff/tasks/{t.id}")).text
+    async with await orgs_setup.staff_client(app, "roads") as c:
+        assert (await c.get("/staff/tasks")).status_code == 404
+
+
+async def test_bad_input_is_4xx(app, client):
+    t = await task()
+    acct = await volunteer("odd")
+    assert (await client.get("/tasks")).status_code == 200
+    assert (await client.get("/tasks?area=abc")).status_code == 404
+    assert (await client.get("/tasks?type=zzz")).status_code == 400
+    assert (await client.get("/tasks/99999999999999999999")).status_code == 404
+    assert (await client.get("/tasks/-1")).status_code == 404
+    assert (await client.get("/tasks/12345")).status_code == 404
+    page = await client.get(f"/tasks/{t.id}")
+    assert page.status_code == 200 and "清理楼道杂物" in page.text
+    # Not signed in: to the sign-in page.
+    r = await client.post(f"/tasks/{t.id}/claim", data={})
+    assert r.status_code == 303 and "/account/login" in r.headers["location"]
+    async with await orgs_setup.member_client(app, acct) as c:
+        assert (await c.post(f"/tasks/{t.id}/claim", data={"as": "person"})).status_code == 403
+        token = await orgs_setup.csrf_of(c, "/volunteer")
+        for path, data in ((f"/tasks/{t.id}/start", {"claim": "x"}),
+                           (f"/tasks/{t.id}/withdraw", {"claim": "99999"}),
+                           (f"/tasks/{t.id}/done", {}),
+                           ("/tasks/99999/claim", {}),
+                           ("/tasks/abc/claim", {})):
+            r = await c.post(path, data={"csrf_token": token, **data})
+            assert 400 <= r.status_code < 500, path
+        r = await c.post(f"/tasks/{t.id}/claim", content=b"x" * 100_000, headers={
+            "content-type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 413
+        r = await c.post(f"/tasks/{t.id}/claim", data={"csrf_token": token, "as": "org"})
+        assert r.status_code == 403
