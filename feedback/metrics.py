@@ -19,7 +19,8 @@ from portal.db import run_sql
 
 @dataclass
 class Rollup:
-    # The case code, category key, department code (None: no department); None for the total.
+    # The case code, category key, department code (None: no department) or organisation
+    # name. None for the total.
     key: str | None
     ratings: int
     mean: float | None
@@ -32,13 +33,16 @@ class Rollup:
 
 
 # What each grouping groups by (an expression over the rating `r` and its case `c`) and the
-# join it needs. Grouping by organisation is one more line once cases name the organisation
-# working on them (issue 7), e.g.
-#   "organisation": ("o.code", "LEFT JOIN organisation o ON o.id = c.organisation_id"),
+# join it needs. A case counts for the organisation given it last (orgs' case_assignment,
+# joined by SQL only: feedback does not import orgs). Cases no organisation worked are left
+# out of that grouping.
 GROUPINGS: dict[str, tuple[str, str]] = {
     "case": ("c.code", ""),
     "category": ("c.category", ""),
     "department": ("d.code", "LEFT JOIN department d ON d.id = c.department_id"),
+    "organisation": ("o.name", "JOIN case_assignment ca ON ca.id = (SELECT MAX(ca2.id) FROM "
+                               "case_assignment ca2 WHERE ca2.case_id = c.id) "
+                               "JOIN organisation o ON o.id = ca.organisation_id"),
 }
 # Groupings with a row per case can be long: the worst first, this many at most.
 MAX_ROWS = 500

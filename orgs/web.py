@@ -8,6 +8,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.responses import FileResponse
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import FormData
 from starlette.formparsers import FormParser, MultiPartException
@@ -17,6 +18,8 @@ from orgs.accounts.models import Account
 from orgs.registry.models import Membership, Organisation, OrgStatus
 from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
+from portal.staff.casework import centre
+from portal.staff.models import StaffUser
 from portal.web import csrf
 from portal.web.lang import page_language
 
@@ -49,6 +52,19 @@ async def read_form(request: Request) -> FormData:
     token = data.get(csrf.FIELD)
     csrf.check(request, token if isinstance(token, str) else None, page_language(request))
     return data
+
+
+INT4_MAX = 2**31 - 1
+BIGINT_MAX = 2**63 - 1
+
+
+def number(value: str | None, maximum: int = BIGINT_MAX) -> int | None:
+    """A positive id or count typed in a URL or a form; None for anything else. str.isdigit
+    is true for '²' and '٣', which int() refuses or reads: only ASCII digits count."""
+    if not value or len(value) > 19 or not value.isascii() or not value.isdigit():
+        return None
+    n = int(value)
+    return n if 0 < n <= maximum else None
 
 
 def text(request: Request, form: FormData, name: str, limit: int = 4000) -> str:
@@ -131,3 +147,28 @@ async def report_as(request: Request) -> ReportAs | None:
     counts = org is not None and org.status == OrgStatus.VERIFIED
     return ReportAs(accounts.identity_key(member.account.id), org.id if counts else None,
                     org.name if counts else None)
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+def centre_only(request: Request, user: StaffUser) -> None:
+    """The orgs console is the grid centre's (operators, administrators): to a department or
+    an evaluator its pages do not exist."""
+    if not centre(user):
+        raise refuse(request, _("Page not found"), 404)
+
+
+def staff_actor(user: StaffUser) -> str:
+    return f"staff:{user.username}"
+
+
+def photo_file(request: Request, found) -> FileResponse:
+    """A stored photo (a row with path and content_type under the media folder) for someone
+    allowed to see it: private caching, never sniffed; 404 for None or a path that escapes."""
+    media = request.app.state.settings.media_dir.resolve()
+    path = (media / found.path).resolve() if found else media
+    if found is None or not path.is_relative_to(media) or not path.is_file():
+        raise refuse(request, _("No such photo."), 404)
+    return FileResponse(path, media_type=found.content_type,
+                        headers={"Cache-Control": "private, max-age=3600",
+                                 "X-Content-Type-Options": "nosniff"})

@@ -22,7 +22,8 @@ from portal.seed import ensure_reference_data
 MODEL_MODULES = ["portal.cases.models", "portal.staff.models", "bot.dialogue.models",
                  "bot.telegram.models", "bot.wechat.models", "feedback.models",
                  "orgs.accounts.models", "orgs.registry.models", "orgs.tenders.models",
-                 "orgs.tasks.models", "orgs.volunteers.models"]
+                 "orgs.tasks.models", "orgs.volunteers.models", "orgs.casework.models",
+                 "orgs.assessment.models"]
 
 log = logging.getLogger("gridlink.db")
 

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     tender_min_evaluators: int = 1
     # A claim of a task must be started by the task's start plus this grace, or it is released.
     claim_start_grace_minutes: float = 30.0
+    # An organisation may appeal an assessment or a suspension from bidding this long after it.
+    appeal_window_days: float = 15.0
 
 
     @field_validator("quiet_hours")

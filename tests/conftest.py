@@ -75,7 +75,9 @@ async def database_url(request, tmp_path_factory) -> str:
         await _pg_execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE;")
 
 
-TABLES = ("milestone_photo", "milestone_report", "milestone", "contract", "award", "tie_draw",
+TABLES = ("appeal", "consequence_record", "assessment", "assessment_period", "indicator",
+          "indicator_set", "bidding_suspension", "complaint", "case_assignment", "org_document",
+          "milestone_photo", "milestone_report", "milestone", "contract", "award", "tie_draw",
           "bid_result", "criterion_score", "low_bid_review", "bid_event", "bid", "tender_evaluator",
           "tender_criterion", "ocds_release", "tender", "org_counter", "claim", "claim_task",
           "points_entry", "discovery", "sweep_cursor", "volunteer", "person_notice", "membership",

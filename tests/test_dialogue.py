@@ -568,6 +568,7 @@ async def test_language_switch(dialogue):
     Command("nonsense"), Command("case", "'; DROP TABLE case_; --"), Command("case", "\x00"),
     Press("cat", "deadbeef.garbage"), Press("send", "x" * 500), Press("rate", "GL-1.9"),
     Press("rate", "..."), Press("rate", "GL-20261128-0001.5"), Press("my", "-1"),
+    Press("rate", "GL-20261128-0001.²"), Press("my", "²"), Press("my", "٣"),
     Press("zzz", ""), Press("lang", "fr"), Press("consent", "maybe"), Press("forget", ""),
     Location(float("nan"), 121.0), Location(95.0, 200.0), Location(31.0, 121.0, crs="bd09"),
     Photo("nope", caption="\x00" * 10, group="\x00"), Choice(0), Choice(-5), Choice(10**9),

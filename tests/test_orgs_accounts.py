@@ -8,6 +8,7 @@ import re
 import httpx
 import pytest
 
+from feedback.models import PersonNotice
 from orgs.accounts import service as accounts
 from orgs.accounts.models import Account, AccountSession
 from orgs.registry.models import Membership
@@ -152,30 +153,41 @@ async def test_a_flood_of_sign_ups_from_one_network_is_paused(browser):
 async def test_members_of_an_organisation(app, browser):
     org = await orgs_setup.organisation(1)
     admin = await orgs_setup.account("admin1", org=org, phone="13900001111")
-    await orgs_setup.account("helper", phone="13700002222", display_name="小王")
+    helper = await orgs_setup.account("helper", phone="13700002222", display_name="小王")
     b = await browser()
     b.client.cookies[COOKIE], _s = await accounts.start_session(admin, lifetime=_day())
     page = await b.get("/org")
-    assert org.name in page.text and "Add a member" in page.text
+    assert org.name in page.text and "Invite a member" in page.text
     assert "139****1111" in page.text and "13900001111" not in page.text
     missing = await b.post("/org/members", {"username": "nobody", "role": "member"})
     assert missing.status_code == 404 and "ask them to sign up" in missing.text
     res = await b.post("/org/members", {"username": "helper", "role": "member"})
     assert res.status_code == 303
-    page = await b.get("/org?done=member_added")
-    assert "The member was added" in page.text and "小王" in page.text
-    assert "137****2222" in page.text and "13700002222" not in page.text
+    page = await b.get("/org?done=member_invited")
+    assert "The invitation was sent" in page.text and "Invited, not yet accepted" in page.text
+    # Nobody is a member before saying yes: the invitee is told, and answers on their page.
+    assert await accounts.membership_of(helper) is None
+    notice = await PersonNotice.get(person_id=helper.person_id, topic="member.invited")
+    assert org.name in notice.texts["en"]["body"]
     twice = await b.post("/org/members", {"username": "helper", "role": "member"})
-    assert twice.status_code == 409 and "already belongs" in twice.text
-    junk = await b.post("/org/members", {"username": "helper", "role": "owner"})
+    assert twice.status_code == 409 and "has an invitation" in twice.text
+    junk = await b.post("/org/members", {"username": "admin1", "role": "owner"})
     assert junk.status_code in (400, 409)
 
-    # A plain member sees the page but not the admin's controls, and cannot use them.
-    helper = await Account.get(username="helper")
     m = await browser()
     m.client.cookies[COOKIE], _s = await accounts.start_session(helper, lifetime=_day())
+    page = await m.get("/account")
+    assert f"{org.name} invites you to join as member" in page.text
+    assert (await m.post("/account/invitation", {"answer": "maybe"})).status_code == 400
+    res = await m.post("/account/invitation", {"answer": "accept"})
+    assert res.status_code == 303 and res.headers["location"] == "/org?done=joined"
+    assert (await m.post("/account/invitation", {"answer": "accept"})).status_code == 404
+    page = await b.get("/org")
+    assert "小王" in page.text and "137****2222" in page.text and "13700002222" not in page.text
+
+    # A plain member sees the page but not the admin's controls, and cannot use them.
     page = await m.get("/org")
-    assert org.name in page.text and "Add a member" not in page.text
+    assert org.name in page.text and "Invite a member" not in page.text
     refused = await m.post("/org/members", {"username": "admin1", "role": "member"})
     assert refused.status_code == 403
     membership = await Membership.get(account=helper)
@@ -184,13 +196,38 @@ async def test_members_of_an_organisation(app, browser):
     own = await Membership.get(account=admin)
     await b.get("/org")
     assert (await b.post(f"/org/members/{own.id}/remove")).status_code == 409
-    for junk_id in ("x", "9" * 30, "-1"):
+    for junk_id in ("x", "9" * 30, "-1", "²", "٣"):
         assert (await b.post(f"/org/members/{junk_id}/remove")).status_code == 404
     assert (await b.post(f"/org/members/{membership.id}/remove")).status_code == 303
     assert (await Membership.get(id=membership.id)).status == "removed"
     # Removed, the account may join another organisation.
     other = await orgs_setup.organisation(2)
     await accounts.add_member(other, helper, "member")
+
+
+async def test_declining_and_leaving(app, browser):
+    org = await orgs_setup.organisation(5)
+    admin = await orgs_setup.account("boss5", org=org)
+    guest = await orgs_setup.account("guest")
+    await accounts.add_member(org, guest, "admin", invited=True)
+    g = await browser()
+    g.client.cookies[COOKIE], _s = await accounts.start_session(guest, lifetime=_day())
+    await g.get("/account")
+    res = await g.post("/account/invitation", {"answer": "decline"})
+    assert res.status_code == 303 and await accounts.membership_of(guest) is None
+    # Declined, the account is free to register its own organisation.
+    assert (await g.get("/orgs/register")).status_code == 200
+    # The last administrator cannot leave; a member can.
+    a = await browser()
+    a.client.cookies[COOKIE], _s = await accounts.start_session(admin, lifetime=_day())
+    await a.get("/account")
+    last = await a.post("/account/leave")
+    assert last.status_code == 409 and "last administrator" in last.text
+    await accounts.add_member(org, guest, "member")
+    await g.get("/account")
+    assert (await g.post("/account/leave")).status_code == 303
+    assert await accounts.membership_of(guest) is None
+    assert (await g.post("/account/leave")).status_code == 404
 
 
 async def test_link_a_chat_with_a_one_time_code(app, browser):

@@ -79,6 +79,10 @@ async def test_volunteer_in_chinese_with_paged_grids(make_dialogue):
     replies = await d.handle(who, Text("河长老李"), ports)
     check_button_contract(replies)
     assert len([b for b in buttons(replies) if b.action == "vgrid"]) == 9  # 8 and "more"
+    # Forged button data (a client can send any): the list again, never an error.
+    for forged in ("p²", "²", "٣", "p" + "9" * 9):
+        again = await d.handle(who, Press("vgrid", forged), ports)
+        assert any(b.action == "vgrid" for b in buttons(again)), forged
     replies = await d.handle(who, press(button(replies, "vgrid", "p1")), ports)
     assert "黄浦第10网格" in [b.label for b in buttons(replies)]
     replies = await d.handle(who, press(button(replies, "vgrid", str(areas[9].id))), ports)

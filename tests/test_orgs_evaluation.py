@@ -281,7 +281,7 @@ async def test_an_undecided_low_bid_blocks_and_a_rejected_one_is_disqualified(se
     error = await refused(scoring.finalise(t.tender, op, settings), 409)
     assert "测试社工服务中心4" in error.params["names"]
     await scoring.explain_low_bid(t.tender, t.bids[3].organisation_id, actor="account:x",
-                                  explanation="我们有志愿者队伍")
+                                  explanation="我们有志愿者队伍", settings=settings)
     await refused(scoring.decide_low_bid(t.tender, t.evaluators[0], review_id=review.id,
                                          decision="rejected", reason="x"), 403)
     await refused(scoring.decide_low_bid(t.tender, op, review_id=review.id, decision="maybe",
@@ -293,7 +293,7 @@ async def test_an_undecided_low_bid_blocks_and_a_rejected_one_is_disqualified(se
     await refused(scoring.decide_low_bid(t.tender, op, review_id=review.id,
                                          decision="accepted", reason="again"), 409)
     await refused(scoring.explain_low_bid(t.tender, t.bids[3].organisation_id, actor="x",
-                                          explanation="too late"), 409)
+                                          explanation="too late", settings=settings), 409)
     await scoring.finalise(t.tender, op, settings)
     low = await Bid.get(id=t.bids[3].id)
     assert (low.status, low.disqualified_reason) == (BidStatus.DISQUALIFIED, "abnormally_low")
@@ -448,12 +448,12 @@ async def contracted(settings, app=None):
     return t, op, contract
 
 
-def jpeg_with_exif() -> bytes:
+def jpeg_with_exif(colour=(200, 30, 30)) -> bytes:
     exif = Image.Exif()
     exif[0x010F] = "SecretCam"
     exif[0x0110] = "SerialX123"
     out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG", exif=exif.tobytes())
+    Image.new("RGB", (64, 48), colour).save(out, "JPEG", exif=exif.tobytes())
     assert b"SecretCam" in out.getvalue()
     return out.getvalue()
 
@@ -588,7 +588,7 @@ async def test_the_whole_flow_through_the_pages(settings, app):
         page = await op.get(url)
         assert "88.39" in page.text and "86.72" in page.text
         award = await Award.get(tender_id=t.tender.id)
-        for junk in ("x", "999999"):
+        for junk in ("x", "999999", "²", "0", "1%0A", "9" * 30):
             r = await op.post(f"{url}/awards/{junk}/confirm", data={"csrf_token": token})
             assert r.status_code == 404
         # Before the award is active the bidders see no result.
@@ -597,9 +597,13 @@ async def test_the_whole_flow_through_the_pages(settings, app):
         assert (await op.post(f"{url}/awards/{award.id}/confirm",
                               data={"csrf_token": token})).status_code == 303
         contract = await Contract.get(tender_id=t.tender.id)
-        for bad in ("", "2026-13-01", "tomorrow", "9" * 100):
+        for bad in ("", "2026-13-01", "tomorrow", "9" * 100, "0001-01-01", "9999-12-31",
+                    "２０２６-01-01"):
             r = await op.post(f"{url}/contracts/{contract.id}/sign",
                               data={"csrf_token": token, "date_signed": bad})
+            assert r.status_code == 422, bad
+            r = await op.post(f"{url}/contracts/{contract.id}/milestones",
+                              data={"csrf_token": token, "title": "验收", "due_date": bad})
             assert r.status_code == 422, bad
         today = datetime.now(SHANGHAI).date().isoformat()
         assert (await op.post(f"{url}/contracts/{contract.id}/sign",
@@ -630,6 +634,7 @@ async def test_the_whole_flow_through_the_pages(settings, app):
         assert not Image.open(io.BytesIO(data)).getexif()
         shown = await winner.get(f"{page_url}/photos/{stored.id}")
         assert shown.status_code == 200 and shown.content == data
+        on_disk = sorted(p for p in settings.media_dir.rglob("*") if p.is_file())
         # Not a photo, too many photos, no text, no token, not multipart: 4xx.
         r = await winner.post(post, data={"csrf_token": token, "text": "x"},
                               files=[("photos", ("a.jpg", b"not an image", "image/jpeg"))])
@@ -637,9 +642,15 @@ async def test_the_whole_flow_through_the_pages(settings, app):
         r = await winner.post(post, data={"csrf_token": token, "text": "x"}, files=[
             ("photos", (f"{i}.jpg", jpeg_with_exif(), "image/jpeg")) for i in range(5)])
         assert r.status_code == 400
-        r = await winner.post(post, data={"csrf_token": token, "text": " "},
-                              files=[("photos", ("a.jpg", jpeg_with_exif(), "image/jpeg"))])
+        r = await winner.post(post, data={"csrf_token": token, "text": " "}, files=[
+            ("photos", ("a.jpg", jpeg_with_exif((10, 200, 10)), "image/jpeg"))])
         assert r.status_code == 422
+        r = await winner.post(post, data={"csrf_token": token, "text": "x"}, files=[
+            ("photos", ("a.jpg", jpeg_with_exif((10, 10, 200)), "image/jpeg")),
+            ("photos", ("b.jpg", b"not an image", "image/jpeg"))])
+        assert r.status_code == 400
+        # Refused reports leave no photo on disk.
+        assert sorted(p for p in settings.media_dir.rglob("*") if p.is_file()) == on_disk
         r = await winner.post(post, data={"text": "x"}, files=[("photos", ("a", b"", "x/y"))])
         assert r.status_code in (400, 403)
         r = await winner.post(post, data={"csrf_token": token, "text": "x"})
@@ -684,3 +695,44 @@ async def test_the_low_bid_explanation_page(settings, app):
                           data={"csrf_token": token, "decision": "accepted", "reason": "合理"})
         assert r.status_code == 303
     assert (await LowBidReview.get(id=review.id)).decision == "accepted"
+
+
+async def test_an_evaluator_sees_its_tenders_and_no_case(app, settings):
+    """Evaluators (评审专家) score tenders: the case console, its API and other tenders stay
+    closed to them."""
+    from portal.intake.service import submit
+    from portal.intake.submission import Submission
+    from portal.staff import service as staff
+
+    t = await opened(settings)
+    await create_staff()
+    receipt = await submit(Submission(reporter="tg:777", channel="telegram", category="garbage",
+                                      text="垃圾堆在路边三天了没人清理", lat=31.2356, lng=121.4810,
+                                      crs="wgs84", language="zh-CN"),
+                           throttle=app.state.throttle, settings=settings)
+    other = await Tender.create(
+        code="GT-2026-00009", title="别的项目", description="-", service_type="cleaning",
+        area=t.tender.area, budget=D("1000.00"), contract_start=t.tender.contract_start,
+        contract_end=t.tender.contract_end, procedure="tender", method="lowest_price",
+        deadline=t.tender.deadline, status=TenderStatus.ACTIVE, created_by="staff:op",
+        created_at=t.tender.created_at, updated_at=t.tender.created_at)
+    async with await orgs_setup.staff_client(app, "ev1") as ev:
+        queue = await ev.get("/staff")
+        assert queue.status_code == 303 and queue.headers["location"] == "/staff/tenders"
+        mine = await ev.get("/staff/tenders")
+        assert mine.status_code == 200
+        assert "GT-2026-00001" in mine.text and "GT-2026-00009" not in mine.text
+        assert (await ev.get(f"/staff/cases/{receipt.case_code}")).status_code == 404
+        assert (await ev.get(f"/staff/tenders/{other.code}/evaluation")).status_code == 404
+        assert (await ev.get(f"/staff/tenders/{t.tender.code}/evaluation")).status_code == 200
+        assert (await ev.get("/staff/orgs")).status_code == 404
+    token, _session = await staff.start_session(await StaffUser.get(username="ev1"))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with orgs_setup._client(app, {}) as api:
+        listed = await api.get("/api/v1/staff/cases", headers=headers)
+        assert listed.status_code == 200 and receipt.case_code not in listed.text
+        one = await api.get(f"/api/v1/staff/cases/{receipt.case_code}", headers=headers)
+        assert one.status_code == 404
+        status = await api.post(f"/api/v1/staff/cases/{receipt.case_code}/status",
+                                json={"status": "accepted"}, headers=headers)
+        assert status.status_code == 404

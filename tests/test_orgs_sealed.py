@@ -15,6 +15,7 @@ import httpx
 import pytest
 from tortoise import connections
 
+from orgs.registry.models import Organisation
 from orgs.tenders import bids, opening, seal
 from orgs.tenders.models import Bid, Tender, TenderEvaluator
 from portal.staff.models import Role, StaffUser
@@ -126,8 +127,8 @@ async def world(settings, app):
               "org_id": str(bidder.id), "id": str(bidder.id),
               "ocid": f"{settings.ocid_prefix}-{tender.code}", "fmt": "json",
               "service_code": "x", "service_request_id": "x", "media_id": "1",
-              "photo_id": "1", "task_id": "1", "contract_id": "1", "token": "x",
-              "language": "en"}
+              "photo_id": "1", "task_id": "1", "contract_id": "1", "token": "x", "doc_id": "1",
+              "period_id": "1", "assessment_id": "1", "language": "en"}
     yield {"tender": tender, "clients": clients, "paths": get_paths(app, values),
            "third_admin": third_admin, "quitter_admin": quitter_admin}
     for c in clients.values():
@@ -154,13 +155,44 @@ def _absent(texts: dict, markers: list[str], where: str = "") -> None:
             assert marker not in text, f"{marker} leaked in {key} {where}"
 
 
-async def test_nothing_shows_before_the_opening(world, settings, caplog):
+def _no_bidder_logged(records, tender: Tender, bidders: list[Organisation]) -> None:
+    """Before the opening no log record tells who bid: no bidder's name anywhere, and no
+    record about the tender carries a bidder's id."""
+    for record in records:
+        text = record.getMessage()
+        args = record.args if isinstance(record.args, tuple) else ()
+        for org in bidders:
+            assert org.name not in text, f"bidder named in the log: {text}"
+            if tender.code in text:
+                assert org.id not in args and str(org.id) not in args, \
+                    f"bidder's id in the log: {text}"
+
+
+async def _bid_through_the_pages(app, tender: Tender, acct, *, withdraw: bool) -> None:
+    async with await orgs_setup.member_client(app, acct) as c:
+        url = f"/org/tenders/{tender.code}/bid"
+        token = await orgs_setup.csrf_of(c, url)
+        sent = await c.post(url, data={"csrf_token": token, "price": "990000",
+                                       "proposal": "页面提交的方案"})
+        assert sent.status_code == 303
+        if withdraw:
+            gone = await c.post(f"/org/tenders/{tender.code}/withdraw",
+                                data={"csrf_token": token})
+            assert gone.status_code == 303
+
+
+async def test_nothing_shows_before_the_opening(world, settings, caplog, app):
     caplog.set_level(logging.DEBUG)
     tender = world["tender"]
     hidden = CURRENT.all() + REPLACED.all() + WITHDRAWN.all()
+    await _bid_through_the_pages(app, tender, world["third_admin"], withdraw=False)
+    await _bid_through_the_pages(app, tender, world["quitter_admin"], withdraw=True)
+    bidders = await Organisation.filter(bids__tender_id=tender.id)
+    assert len(bidders) == 4
     seen = await _responses(world, world["paths"])
     _absent(seen, hidden, "before the deadline")
     _absent({"db": await _db_text(), "log": caplog.text}, hidden)
+    _no_bidder_logged(caplog.records, tender, bidders)
     bid = await Bid.get(tender_id=tender.id, status="pending", price__isnull=True,
                         organisation__name__endswith="1")
     # The bidder sees its receipt, so the walk did reach its signed-in pages.
@@ -180,6 +212,7 @@ async def test_nothing_shows_before_the_opening(world, settings, caplog):
     quiet = [p for p in world["paths"] if tender.code not in p]
     _absent(await _responses(world, quiet), hidden, "after the deadline")
     _absent({"db": await _db_text(), "log": caplog.text}, hidden)
+    _no_bidder_logged(caplog.records, tender, bidders)
     assert (await Tender.get(id=tender.id)).opened_at is None
 
 

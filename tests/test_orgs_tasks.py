@@ -195,24 +195,84 @@ async def test_who_and_training_refusals(app):
     assert only_orgs.claimed == 1
 
 
-async def test_start_done_and_points_once(app):
-    t = await task(places=2, starts_in=timedelta(minutes=10), points=7)
+async def test_claimant_cannot_mark_done(app):
+    # Claim, start and done at once would award the claimant the task's points: only an
+    # operator marks a claim done (DESIGN §7).
+    t = await task(places=2, starts_in=timedelta(minutes=10), points=1000)
     acct = await volunteer("doer")
     row = await service.claim(t.id, acct)
     async with await orgs_setup.member_client(app, acct) as c:
         token = await orgs_setup.csrf_of(c, "/volunteer")
-        r = await c.post(f"/tasks/{t.id}/done", data={"csrf_token": token, "claim": str(row.id)})
-        assert r.status_code == 409  # not started yet
         r = await c.post(f"/tasks/{t.id}/start", data={"csrf_token": token, "claim": str(row.id)})
         assert r.status_code == 303
+        page = await c.get(f"/tasks/{t.id}")
+        assert f"/tasks/{t.id}/done" not in page.text
         r = await c.post(f"/tasks/{t.id}/done", data={"csrf_token": token, "claim": str(row.id)})
+        assert r.status_code in (404, 405)
+    await row.refresh_from_db()
+    assert row.status == "started"
+    assert not await PointsEntry.filter(person_id=acct.person_id).exists()
+
+
+async def test_operator_done_after_start_and_points_once(app):
+    await create_staff()
+    t = await task(places=2, starts_in=timedelta(minutes=10), points=7)
+    acct = await volunteer("doer")
+    row = await service.claim(t.id, acct)
+    await service.start(row.id, acct)
+    async with await orgs_setup.staff_client(app, "op") as c:
+        token = await orgs_setup.csrf_of(c, f"/staff/tasks/{t.id}")
+        # The task has not begun: nobody can have done it yet.
+        r = await c.post(f"/staff/claims/{row.id}/done", data={"csrf_token": token})
         assert r.status_code == 303
-        r = await c.post(f"/tasks/{t.id}/done", data={"csrf_token": token, "claim": str(row.id)})
-        assert r.status_code == 409
+        page = await c.get(r.headers["location"])
+        assert "尚未开始" in page.text or "has not started" in page.text
+        assert not await PointsEntry.filter(person_id=acct.person_id).exists()
+        await ClaimTask.filter(id=t.id).update(starts_at=now() - timedelta(minutes=5))
+        assert f"/staff/claims/{row.id}/done" in (await c.get(f"/staff/tasks/{t.id}")).text
+        for _ in range(2):
+            r = await c.post(f"/staff/claims/{row.id}/done", data={"csrf_token": token})
+            assert r.status_code == 303
     entries = await PointsEntry.filter(person_id=acct.person_id)
     assert [(e.kind, e.ref, e.points) for e in entries] == [("task", f"claim:{row.id}", 7)]
     await t.refresh_from_db()
     assert t.claimed == 1 == await service.holders(t.id)
+
+
+async def test_withdrawals_racing_a_cancel(app):
+    # Withdrawals and a cancel take the task's row and the claims' rows in the same order:
+    # on PostgreSQL the opposite orders deadlocked.
+    t = await task(places=12)
+    accounts = [await volunteer(f"w{i:02d}") for i in range(12)]
+    claims = [await service.claim(t.id, a) for a in accounts]
+    results = await asyncio.gather(
+        *(service.withdraw(c.id, a) for c, a in zip(claims, accounts, strict=True)),
+        service.cancel_task(t.id, "暴雨改期", actor="staff:op"), return_exceptions=True)
+    assert all(r is None or isinstance(r, int | service.TaskError) for r in results), results
+    told = results[-1]
+    assert isinstance(told, int)
+    statuses = await Claim.filter(task_id=t.id).values_list("status", flat=True)
+    assert set(statuses) <= {"cancelled", "withdrawn"}
+    assert statuses.count("cancelled") == told
+    await t.refresh_from_db()
+    assert t.status == "cancelled"
+    assert t.claimed == 0 == await service.holders(t.id)
+    assert await PersonNotice.filter(topic="task.cancelled").count() == told
+
+
+async def test_withdrawals_racing_the_sweeps(app, settings):
+    t = await task(places=12, starts_in=timedelta(minutes=10))
+    accounts = [await volunteer(f"r{i:02d}") for i in range(12)]
+    claims = [await service.claim(t.id, a) for a in accounts]
+    await ClaimTask.filter(id=t.id).update(start_by=now() - timedelta(minutes=1))
+    results = await asyncio.gather(
+        *(service.withdraw(c.id, a) for c, a in zip(claims, accounts, strict=True)),
+        release_due(settings), return_exceptions=True)
+    assert all(r is None or isinstance(r, int | service.TaskError) for r in results), results
+    await t.refresh_from_db()
+    assert t.claimed == 0 == await service.holders(t.id)
+    assert set(await Claim.filter(task_id=t.id).values_list("status", flat=True)) <= {
+        "released", "withdrawn"}
 
 
 async def test_too_early_to_start(app):
@@ -245,6 +305,7 @@ async def test_staff_creates_and_settles(app):
         assert await ClaimTask.all().count() == 1
         acct = await volunteer("settled")
         row = await service.claim(t.id, acct)
+        await ClaimTask.filter(id=t.id).update(starts_at=now() - timedelta(minutes=5))
         r = await c.post(f"/staff/claims/{row.id}/done", data={"csrf_token": token})
         assert r.status_code == 303
         assert await PointsEntry.filter(person_id=acct.person_id, points=4).count() == 1
@@ -283,3 +344,49 @@ async def test_bad_input_is_4xx(app, client):
         assert r.status_code == 413
         r = await c.post(f"/tasks/{t.id}/claim", data={"csrf_token": token, "as": "org"})
         assert r.status_code == 403
+
+
+async def test_hostile_numbers_are_4xx(app, client):
+    t = await task()
+    acct = await volunteer("hostile")
+    await service.claim(t.id, acct)
+    for path in ("/tasks?area=²", "/tasks?area=999999999999", "/tasks?area=٣",
+                 "/tasks?area=0", "/tasks/²", "/tasks/99999999999999999999"):
+        r = await client.get(path)
+        assert r.status_code == 404, path
+    async with await orgs_setup.member_client(app, acct) as c:
+        token = await orgs_setup.csrf_of(c, "/volunteer")
+        for claim_id in ("²", "999999999999", "99999999999999999999", "0"):
+            r = await c.post(f"/tasks/{t.id}/withdraw", data={"csrf_token": token,
+                                                              "claim": claim_id})
+            assert r.status_code == 404, claim_id
+    await create_staff()
+    async with await orgs_setup.staff_client(app, "op") as c:
+        token = await orgs_setup.csrf_of(c, "/staff/tasks/new")
+        for path in ("/staff/tasks/²", "/staff/tasks/999999999999",
+                     "/staff/tasks/99999999999999999999"):
+            assert (await c.get(path)).status_code == 404, path
+        for path in ("/staff/claims/²/done", "/staff/claims/99999999999999999999/no-show",
+                     "/staff/tasks/99999999999999999999/cancel"):
+            r = await c.post(path, data={"csrf_token": token, "reason": "暴雨"})
+            assert r.status_code == 404, path
+        grid = await orgs_setup.area()
+        form = {"csrf_token": token, "title": "巡查", "service_type": "patrol",
+                "area_id": str(grid.id), "places": "2", "who": "any",
+                "starts_at": "2030-01-01T09:00", "ends_at": "2030-01-01T11:00", "points": "4"}
+        for bad in ({"places": "²"}, {"places": "٣"}, {"places": "99999999999999999999"},
+                    {"area_id": "²"}, {"area_id": "999999999999"}, {"points": "²"},
+                    {"points": "99999999999999999999"},
+                    {"starts_at": "0001-01-01T01:00", "ends_at": "0001-01-01T03:00"},
+                    {"starts_at": "9999-12-31T20:00", "ends_at": "9999-12-31T23:59"},
+                    {"ends_at": "9999-12-31T23:59"}, {"claim_until": "0001-01-01T01:00"},
+                    {"starts_at": "1999-12-31T09:00"}, {"ends_at": "2101-01-01T00:00"}):
+            r = await c.post("/staff/tasks/new", data={**form, **bad})
+            assert r.status_code == 422, bad
+        assert (await c.post("/staff/tasks/new", data={**form, "points": "0"})).status_code == 303
+    assert await ClaimTask.filter(title="巡查").count() == 1
+    with pytest.raises(service.TaskError):
+        await service.create_task(service.NewTask(
+            title="远古", service_type="patrol", area_id=grid.id, places=1,
+            starts_at=datetime(1, 1, 1, 1, tzinfo=UTC), ends_at=datetime(1, 1, 1, 3, tzinfo=UTC)),
+            actor="staff:op", grace_minutes=30)

@@ -153,7 +153,7 @@ def rating_buttons(code: str, language: str) -> list[list[Button]]:
 
 def _parse_rating(arg: str) -> tuple[str, int] | None:
     code, _sep, score = arg.rpartition(".")
-    if not code or not score.isdigit() or len(score) != 1 or not 0 <= int(score) <= 5:
+    if not code or len(score) != 1 or score not in "012345":
         return None
     return code, int(score)
 

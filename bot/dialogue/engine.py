@@ -214,7 +214,8 @@ async def press(turn: Turn, action: str, arg: str) -> None:
     elif action == "drop":
         report.cancel(turn, arg)
     elif action == "my":
-        await cases.my_cases(turn, int(arg) if arg.isdigit() and len(arg) < 6 else 0,
+        await cases.my_cases(turn, int(arg) if arg.isascii() and arg.isdigit() and len(arg) < 6
+                             else 0,
                              replace=True)
     elif action == "case":
         await cases.show_case(turn, arg, from_list=True)

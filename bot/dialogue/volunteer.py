@@ -50,9 +50,10 @@ async def press(turn: Turn, action: str, arg: str) -> None:
         turn.state.pop("vol", None)
         turn.say(t("All right: you are not registered as a volunteer."))
     elif action == "vgrid" and vol.get("step") == "grid":
-        if arg.startswith("p") and arg[1:].isdigit() and len(arg) < 6:
+        # Button data comes back as sent, but a client can send anything: ASCII digits only.
+        if arg.startswith("p") and arg[1:].isascii() and arg[1:].isdigit() and len(arg) < 6:
             await ask_grid(turn, int(arg[1:]))
-        elif arg.isdigit() and len(arg) < 10:
+        elif arg.isascii() and arg.isdigit() and len(arg) < 10:
             await register(turn, int(arg))
         else:
             await ask_grid(turn, 0)

@@ -21,10 +21,10 @@ MAX_PAGE = 10_000
 
 
 def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    if not raw.isdigit() or len(raw) > 5 or not 1 <= int(raw) <= MAX_PAGE:
+    page = web.number(request.query_params.get("page", "1"), MAX_PAGE)
+    if page is None:
         raise web.refuse(request, _("There is no such page."), 404)
-    return int(raw)
+    return page
 
 
 def _safe(url: str) -> str:

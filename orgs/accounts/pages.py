@@ -4,16 +4,18 @@ own page (/org) where its admins manage members."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from tortoise.transactions import in_transaction
 
-from orgs import web
+from orgs import notify, web
 from orgs.accounts import service
 from orgs.accounts.models import Account
 from orgs.privacy import mask_phone
-from orgs.registry.models import Membership
+from orgs.registry.documents import MAX_DOCUMENTS, kind_names
+from orgs.registry.models import Membership, OrgDocument
 from orgs.volunteers.models import Discovery
 from portal.cases.models import Case, Identity
 from portal.cases.pages import address_wait
@@ -26,7 +28,15 @@ REPORTS_SHOWN = 50
 router = APIRouter(include_in_schema=False)
 
 # Messages shown once after a redirect (?done=key): nothing from the URL is echoed.
-DONE = {"member_added": _("The member was added."), "member_removed": _("The member was removed."),
+ROLE_NAMES = {"admin": _("administrator"), "member": _("member")}
+DONE = {"member_invited": _("The invitation was sent: they become a member when they accept "
+                            "it on their account page."),
+        "joined": _("You joined the organisation."),
+        "declined": _("You declined the invitation."),
+        "left": _("You left the organisation."), "member_removed": _("The member was removed."),
+        "document_added": _("The document was uploaded."),
+        "document_removed": _("The document was removed."),
+        "reports_changed": _("The member's setting was saved."),
         "signed_up": _("Welcome! Your account is ready."),
         "registered": _("The organisation is registered and you are its administrator. The grid "
                         "centre will check the registration.")}
@@ -145,8 +155,10 @@ async def _account_page(request: Request, member: web.Member, *, code: str | Non
     chats = await Identity.filter(person_id=account.person_id, kind__in=("tg", "wx")) \
         .order_by("id").values_list("key", flat=True)
     done = DONE.get(request.query_params.get("done", ""))
+    invitation = await service.invitation_of(account)
     return render(request, "orgs/account/account.html", {
         "account": account, "member": member, "chats": [_chat_label(k) for k in chats],
+        "invitation": invitation,
         "code": code, "done": t(done) if done else None})
 
 
@@ -172,17 +184,24 @@ async def org_home(request: Request, member: web.SignedIn):
     t = gettext_for(page_language(request))
     members = await Membership.filter(organisation_id=org.id, status="active") \
         .order_by("id").prefetch_related("account")
+    invited = await Membership.filter(organisation_id=org.id, status="invited") \
+        .order_by("id").prefetch_related("account")
     done = DONE.get(request.query_params.get("done", ""))
     found = await Discovery.filter(organisation_id=org.id).order_by("-id").limit(REPORTS_SHOWN)
     cases = {c.id: c for c in await Case.filter(id__in=[d.case_id for d in found])}
     return render(request, "orgs/account/org.html", {
         "org": org, "member": member, "done": t(done) if done else None,
+        "documents": await OrgDocument.filter(organisation_id=org.id).order_by("id"),
+        "document_kinds": kind_names(page_language(request)), "max_documents": MAX_DOCUMENTS,
         "reports": [{"code": cases[d.case_id].code, "status": d.status,
                      "created_at": d.created_at} for d in found if d.case_id in cases],
         "phone": mask_phone(org.contact_phone),
         "members": [{"id": m.id, "name": m.account.display_name, "role": m.role,
                      "phone": mask_phone(m.account.phone or ""),
-                     "me": m.account_id == member.account.id} for m in members]})
+                     "reports_for_org": m.reports_for_org,
+                     "me": m.account_id == member.account.id} for m in members],
+        "invited": [{"id": m.id, "name": m.account.display_name, "role": m.role}
+                    for m in invited]})
 
 
 @router.post("/org/members")
@@ -195,20 +214,52 @@ async def add_member(request: Request, member: web.OrgAdmin):
     if account is None:
         raise web.refuse(request, _("There is no account {username}: ask them to sign up "
                                     "first."), 404, username=username[:64])
+    org = member.organisation
     try:
-        await service.add_member(member.organisation, account, role)
+        async with in_transaction() as conn:
+            await service.add_member(org, account, role, invited=True, conn=conn)
+            await notify.to_people(
+                [account.person_id], topic="member.invited", ref=f"invite:{org.id}:{account.id}"
+                f":{datetime.now(UTC):%Y%m%d%H%M%S}", title=_("Invitation from {org}"),
+                body=_("{org} invites you to join as {role}. Accept or decline on your account "
+                       "page."), link=_("Answer the invitation"), url="/account", conn=conn,
+                org=org.name, role=ROLE_NAMES[role])
     except service.AccountError as exc:
         raise web.refuse(request, exc.message, exc.status, **exc.params) from None
-    log.info("organisation %s: account %s added", member.organisation.id, account.id)
-    return RedirectResponse("/org?done=member_added", status_code=303)
+    log.info("organisation %s: account %s invited", org.id, account.id)
+    return RedirectResponse("/org?done=member_invited", status_code=303)
+
+
+@router.post("/account/invitation")
+async def answer_invitation(request: Request, member: web.SignedIn):
+    form = await web.read_form(request)
+    answer = web.text(request, form, "answer", 10)
+    if answer not in ("accept", "decline"):
+        raise web.refuse(request, _("The form could not be read."))
+    if await service.answer_invitation(member.account, answer == "accept") is None:
+        raise web.refuse(request, _("There is no invitation waiting."), 404)
+    return RedirectResponse("/org?done=joined" if answer == "accept" else
+                            "/account?done=declined", status_code=303)
+
+
+@router.post("/account/leave")
+async def leave(request: Request, member: web.SignedIn):
+    await web.read_form(request)
+    if member.membership is None:
+        raise web.refuse(request, _("You do not belong to an organisation."), 404)
+    try:
+        await service.leave(member.membership)
+    except service.AccountError as exc:
+        raise web.refuse(request, exc.message, exc.status, **exc.params) from None
+    return RedirectResponse("/account?done=left", status_code=303)
 
 
 @router.post("/org/members/{membership_id}/remove")
 async def remove_member(membership_id: str, request: Request, member: web.OrgAdmin):
     await web.read_form(request)
     found = None
-    if membership_id.isdigit() and len(membership_id) < 19:
-        found = await Membership.get_or_none(id=int(membership_id), status="active",
+    if (membership_no := web.number(membership_id)) is not None:
+        found = await Membership.get_or_none(id=membership_no, status__in=("active", "invited"),
                                              organisation_id=member.organisation.id)
     if found is None:
         raise web.refuse(request, _("There is no such member."), 404)
@@ -217,3 +268,23 @@ async def remove_member(membership_id: str, request: Request, member: web.OrgAdm
                          409)
     await service.remove_member(found)
     return RedirectResponse("/org?done=member_removed", status_code=303)
+
+
+@router.post("/org/members/{membership_id}/reports")
+async def member_reports(membership_id: str, request: Request, member: web.OrgAdmin):
+    """Whether the reports this member sends from linked chats count for the organisation
+    (a web report asks each time)."""
+    form = await web.read_form(request)
+    counts = web.text(request, form, "reports_for_org", 8)
+    if counts not in ("0", "1"):
+        raise web.refuse(request, _("The form could not be read."))
+    changed = 0
+    if (membership_no := web.number(membership_id)) is not None:
+        changed = await Membership.filter(
+            id=membership_no, status="active", organisation_id=member.organisation.id
+        ).update(reports_for_org=counts == "1")
+    if not changed:
+        raise web.refuse(request, _("There is no such member."), 404)
+    log.info("organisation %s: membership %s reports_for_org=%s", member.organisation.id,
+             membership_id, counts)
+    return RedirectResponse("/org?done=reports_changed", status_code=303)

@@ -128,23 +128,55 @@ async def membership_of(account: Account) -> Membership | None:
                                         ).prefetch_related("organisation")
 
 
-async def add_member(org: Organisation, account: Account, role: str, *, conn=None
-                     ) -> Membership:
-    """Make `account` an admin or member of `org`. An account belongs to one organisation."""
+async def add_member(org: Organisation, account: Account, role: str, *, invited: bool = False,
+                     conn=None) -> Membership:
+    """Make `account` an admin or member of `org`, or invite it (the account accepts on its
+    page: nobody is enrolled in an organisation without saying yes). An account belongs to, or
+    is invited by, one organisation at a time."""
     if role not in ("admin", "member"):
         raise AccountError(_("A member is an admin or a member."))
     try:
         return await Membership.create(
-            account=account, organisation=org, role=role, status="active",
-            active_key=f"acct:{account.id}", created_at=utcnow(), using_db=conn)
+            account=account, organisation=org, role=role,
+            status="invited" if invited else "active", active_key=f"acct:{account.id}",
+            created_at=utcnow(), using_db=conn)
     except IntegrityError:
-        raise AccountError(_("{name} already belongs to an organisation."), 409,
-                           name=account.username) from None
+        raise AccountError(_("{name} already belongs to an organisation or has an invitation."),
+                           409, name=account.username) from None
+
+
+async def invitation_of(account: Account) -> Membership | None:
+    return await Membership.get_or_none(account_id=account.id, status="invited"
+                                        ).prefetch_related("organisation")
+
+
+async def answer_invitation(account: Account, accept: bool) -> Membership | None:
+    """Accept or decline the account's invitation; None when there is none (any more)."""
+    invitation = await invitation_of(account)
+    if invitation is None:
+        return None
+    changed = await Membership.filter(id=invitation.id, status="invited").update(
+        status="active" if accept else "removed", active_key=invitation.active_key if accept
+        else None)
+    return invitation if changed else None
 
 
 async def remove_member(membership: Membership) -> None:
     membership.status, membership.active_key = "removed", None
     await membership.save(update_fields=["status", "active_key"])
+
+
+async def leave(membership: Membership) -> None:
+    """The member leaves. The last administrator stays, so the organisation is never left
+    without one."""
+    async with in_transaction() as conn:
+        if membership.role == "admin" and not await Membership.filter(
+                organisation_id=membership.organisation_id, role="admin", status="active",
+                id__not=membership.id).using_db(conn).exists():
+            raise AccountError(_("You are the last administrator: make another member an "
+                                 "administrator first."), 409)
+        await Membership.filter(id=membership.id, status="active").using_db(conn).update(
+            status="removed", active_key=None)
 
 
 def _code_hash(secret: bytes, code: str) -> str:

@@ -165,8 +165,31 @@ class Membership(Model):
     # active or removed
     status = fields.CharField(max_length=8, default="active")
     active_key = fields.CharField(max_length=40, null=True, unique=True)
+    # The member's reports from linked chats count for the organisation (web reports ask).
+    reports_for_org = fields.BooleanField(default=False)
     created_at = fields.DatetimeField()
 
     class Meta:
         table = "membership"
         indexes = (("organisation_id", "status"),)
+
+
+class OrgDocument(Model):
+    """A document of an organisation (登记证书, 章程...): kept on disk, shown to staff only."""
+
+    id = fields.BigIntField(primary_key=True)
+    organisation: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "portal.Organisation", related_name="documents", on_delete=fields.CASCADE)
+    # certificate, charter, agreement or other
+    kind = fields.CharField(max_length=24)
+    filename = fields.CharField(max_length=120)
+    path = fields.CharField(max_length=200)
+    content_type = fields.CharField(max_length=64)
+    size = fields.IntField()
+    sha256 = fields.CharField(max_length=64)
+    uploaded_by = fields.CharField(max_length=100)
+    uploaded_at = fields.DatetimeField()
+
+    class Meta:
+        table = "org_document"
+        indexes = (("organisation_id", "id"),)

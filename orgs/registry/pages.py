@@ -33,7 +33,7 @@ async def _areas() -> list[Area]:
 
 def _int_list(values: list[str]) -> list[int]:
     # Junk ids become -1, which no area has: the form says "choose from the list".
-    return [int(v) if v.isdigit() and len(v) < 10 else -1 for v in values]
+    return [web.number(v, web.INT4_MAX) or -1 for v in values]
 
 
 async def _form_page(request: Request, r: service.Registration, errors: dict[str, str], *,

@@ -32,6 +32,8 @@ from orgs.service_types import BY_KEY as SERVICE_TYPES
 from portal.cases.models import Person
 from portal.i18n import _
 from portal.intake.text import CONTROL_CHARS
+from portal.staff.casework import centre
+from portal.staff.models import StaffUser
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,250}[A-Za-z0-9])?\.[A-Za-z]{2,}$")
@@ -70,6 +72,12 @@ class OrgError(Exception):
         # Parameters that are msgids (status names) are translated too; others pass unchanged.
         return t(self.message).format(**{k: t(v) if isinstance(v, str) else v
                                           for k, v in self.params.items()})
+
+
+def need_centre(user: StaffUser) -> None:
+    """Steps only the grid centre (operators, administrators) takes."""
+    if not centre(user):
+        raise OrgError(_("Only an operator can do this."), 403)
 
 
 def _now(now: datetime | None) -> datetime:

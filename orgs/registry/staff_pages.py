@@ -16,7 +16,15 @@ from fastapi import APIRouter, HTTPException, Request
 from orgs import web
 from orgs.privacy import mask_phone
 from orgs.registry import service
-from orgs.registry.models import DataAgreement, Organisation, OrgEvent, OrgStatus, TrainingRecord
+from orgs.registry.documents import kind_names
+from orgs.registry.models import (
+    DataAgreement,
+    Organisation,
+    OrgDocument,
+    OrgEvent,
+    OrgStatus,
+    TrainingRecord,
+)
 from orgs.service_types import BY_KEY as SERVICE_TYPES
 from orgs.service_types import SERVICE_TYPES as SERVICE_LIST
 from portal.i18n import _, gettext_for
@@ -42,13 +50,6 @@ STEPS = {"verify": (OrgStatus.VERIFIED, _("The organisation was verified.")),
          "reinstate": (OrgStatus.VERIFIED, _("The organisation was reinstated."))}
 
 
-def _operator(request: Request, user: StaffUser) -> None:
-    if user.role not in (Role.OPERATOR, Role.ADMIN):
-        raise web.refuse(request, _("Page not found"), 404)
-
-
-def _actor(user: StaffUser) -> str:
-    return f"staff:{user.username}"
 
 
 async def _org(request: Request, org_id: str) -> Organisation:
@@ -87,7 +88,7 @@ def _helpers(lang: str) -> dict:
 
 @router.get("")
 async def org_queue(request: Request, user: Console, status: str = "pending"):
-    _operator(request, user)
+    web.centre_only(request, user)
     query = Organisation.all()
     if status != "all":
         if status not in OrgStatus._value2member_map_:
@@ -102,7 +103,7 @@ async def org_queue(request: Request, user: Console, status: str = "pending"):
 
 @router.get("/{org_id}")
 async def org_page(org_id: str, request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     org = await _org(request, org_id)
     await org.fetch_related("areas__area")
     lang = page_language(request)
@@ -112,6 +113,8 @@ async def org_page(org_id: str, request: Request, user: Console):
         "training": await TrainingRecord.filter(organisation_id=org.id).order_by(
             "service_type", "-valid_until"),
         "agreements": await DataAgreement.filter(organisation_id=org.id).order_by("-ends_on"),
+        "documents": await OrgDocument.filter(organisation_id=org.id).order_by("id"),
+        "document_kinds": kind_names(lang),
         "needs_override": not org.uscc_valid and org.uscc_override_at is None,
         "service_types": [(s.key, s.name(lang)) for s in SERVICE_LIST],
         "data_types": list(service.DATA_TYPES), "end_actions": list(service.END_ACTIONS),
@@ -119,13 +122,13 @@ async def org_page(org_id: str, request: Request, user: Console):
 
 
 async def _step(request: Request, user: StaffUser, org_id: str, step: str):
-    _operator(request, user)
+    web.centre_only(request, user)
     org = await _org(request, org_id)
     form = await web.read_form(request)
     to, done = STEPS[step]
     t = gettext_for(page_language(request))
     try:
-        await service.change_status(org.id, to, actor=_actor(user),
+        await service.change_status(org.id, to, actor=web.staff_actor(user),
                                     reason=web.text(request, form, "reason", 2000))
     except service.OrgError as exc:
         return redirect(request, _url(org), exc.translated(t), "bad")
@@ -155,7 +158,7 @@ async def reinstate(org_id: str, request: Request, user: Console):
 
 @router.post("/{org_id}/uscc-override")
 async def uscc_override(org_id: str, request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     org = await _org(request, org_id)
     form = await web.read_form(request)
     if user.role != Role.ADMIN:
@@ -163,7 +166,7 @@ async def uscc_override(org_id: str, request: Request, user: Console):
                          403)
     t = gettext_for(page_language(request))
     try:
-        await service.override_uscc(org.id, actor=_actor(user),
+        await service.override_uscc(org.id, actor=web.staff_actor(user),
                                     reason=web.text(request, form, "reason", 2000))
     except service.OrgError as exc:
         return redirect(request, _url(org), exc.translated(t), "bad")
@@ -173,7 +176,7 @@ async def uscc_override(org_id: str, request: Request, user: Console):
 
 @router.post("/{org_id}/training")
 async def training(org_id: str, request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     org = await _org(request, org_id)
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
@@ -185,7 +188,7 @@ async def training(org_id: str, request: Request, user: Console):
             issued_at=_day(request, web.text(request, form, "issued_at", 40), t(_("the day of issue"))),
             valid_until=_day(request, web.text(request, form, "valid_until", 40),
                              t(_("the last valid day"))),
-            actor=_actor(user))
+            actor=web.staff_actor(user))
     except service.OrgError as exc:
         if exc.status == 422:
             raise HTTPException(422, exc.translated(t)) from exc
@@ -195,7 +198,7 @@ async def training(org_id: str, request: Request, user: Console):
 
 @router.post("/{org_id}/dpa")
 async def agreement(org_id: str, request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     org = await _org(request, org_id)
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
@@ -205,7 +208,7 @@ async def agreement(org_id: str, request: Request, user: Console):
             data_types=web.texts(request, form, "data_types"),
             starts_on=_day(request, web.text(request, form, "starts_on", 40), t(_("the first day"))),
             ends_on=_day(request, web.text(request, form, "ends_on", 40), t(_("the last day"))),
-            end_action=web.text(request, form, "end_action", 16), actor=_actor(user))
+            end_action=web.text(request, form, "end_action", 16), actor=web.staff_actor(user))
     except service.OrgError as exc:
         if exc.status == 422:
             raise HTTPException(422, exc.translated(t)) from exc

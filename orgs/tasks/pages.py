@@ -1,10 +1,10 @@
-"""Public task pages: the list of open tasks, a task with its places, and the claim, start,
-withdraw and done buttons of a signed-in volunteer or organisation administrator."""
+"""Public task pages: the list of open tasks, a task with its places, and the claim, start
+and withdraw buttons of a signed-in volunteer or organisation administrator. Only an operator
+marks a claim done (the console's task page)."""
 
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -23,18 +23,18 @@ from portal.web.templating import render
 
 log = logging.getLogger("gridlink.orgs")
 router = APIRouter(include_in_schema=False)
-NUMBER = re.compile(r"^[0-9]{1,12}$")
 PAGE_SIZE = 100
 DONE = {"claimed": _("You hold a place. Start the task when you arrive."),
-        "started": _("Started. Mark it done when you finish."),
-        "withdrawn": _("Your place was given back."),
-        "done": _("Marked done. Thank you!")}
+        "started": _("Started. The grid centre marks the task done when it is over."),
+        "withdrawn": _("Your place was given back.")}
 
 
-def _id(request: Request, value: str) -> int:
-    if not NUMBER.match(value):
-        raise web.refuse(request, _("There is no such task."), 404)
-    return int(value)
+def _id(request: Request, value: str, missing: str = _("There is no such task."),
+        maximum: int = web.BIGINT_MAX) -> int:
+    n = web.number(value, maximum)
+    if n is None:
+        raise web.refuse(request, missing, 404)
+    return n
 
 
 def helpers(lang: str) -> dict:
@@ -50,7 +50,8 @@ async def task_list(request: Request, area: str = "", type: str = ""):
     lang = page_language(request)
     query = ClaimTask.filter(status="open", ends_at__gt=datetime.now(UTC))
     if area:
-        query = query.filter(area_id=_id(request, area))
+        query = query.filter(area_id=_id(request, area, _("There is no such area."),
+                                         web.INT4_MAX))
     if type:
         if type not in SERVICE_TYPES:
             raise web.refuse(request, _("Choose a service type from the list."), 400)
@@ -121,18 +122,14 @@ async def claim(task_id: str, request: Request, member: web.SignedIn):
 async def _claim_step(request: Request, task_id: str, member: web.Member, step: str):
     tid = _id(request, task_id)
     form = await web.read_form(request)
-    claim_id = web.text(request, form, "claim", 20)
-    if not NUMBER.match(claim_id) or not await Claim.filter(id=int(claim_id), task_id=tid
-                                                            ).exists():
+    claim_id = _id(request, web.text(request, form, "claim", 20), _("There is no such claim."))
+    if not await Claim.filter(id=claim_id, task_id=tid).exists():
         raise web.refuse(request, _("There is no such claim."), 404)
     try:
         if step == "started":
-            await service.start(int(claim_id), member.account)
-        elif step == "withdrawn":
-            await service.withdraw(int(claim_id), member.account)
+            await service.start(claim_id, member.account)
         else:
-            await service.finish(int(claim_id), "done", actor=f"account:{member.account.id}",
-                                 account=member.account)
+            await service.withdraw(claim_id, member.account)
     except service.TaskError as exc:
         if exc.status == 404:
             raise web.refuse(request, exc.message, 404) from None
@@ -148,8 +145,3 @@ async def start(task_id: str, request: Request, member: web.SignedIn):
 @router.post("/tasks/{task_id}/withdraw")
 async def withdraw(task_id: str, request: Request, member: web.SignedIn):
     return await _claim_step(request, task_id, member, "withdrawn")
-
-
-@router.post("/tasks/{task_id}/done")
-async def done(task_id: str, request: Request, member: web.SignedIn):
-    return await _claim_step(request, task_id, member, "done")

@@ -4,6 +4,9 @@ finish or withdraw, and claims not started in time are released.
 A place is taken by one guarded UPDATE of the task's counter (`claimed < places`) and the
 claim's unique `active_key`, in one transaction (DESIGN D9, §7): whatever the concurrency, a
 task is never over-claimed and a claimant holds at most one place of it.
+
+Every transaction that changes claims of a task writes the task's row first and its claims
+after: on PostgreSQL the opposite order in one of them deadlocks against the others.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tortoise.transactions import in_transaction
 
 from orgs import notify
 from orgs.accounts.models import Account
+from orgs.assessment.service import suspended_from_bidding
 from orgs.registry.models import Area, Membership, Organisation, OrgStatus
 from orgs.registry.service import has_current_training
 from orgs.service_types import BY_KEY as SERVICE_TYPES
@@ -42,6 +46,8 @@ USING = (*HOLDING, "done")
 START_EARLY = timedelta(minutes=30)
 MAX_PLACES = 500
 MAX_POINTS = 1000
+# Times outside these years are typing mistakes, and near the ends of datetime they overflow.
+YEARS = (2000, 2100)
 SWEEP_BATCH = 200
 TITLE = re.compile(r"\S")
 
@@ -98,6 +104,13 @@ def check_task(n: NewTask, area_ids: set[int]) -> dict[str, str]:
         errors["who"] = _("Choose who may claim the task.")
     if not 0 <= n.points <= MAX_POINTS:
         errors["points"] = _("Give points from 0 to {n}.").format(n=MAX_POINTS)
+    for field in ("starts_at", "ends_at", "claim_until"):
+        when = getattr(n, field)
+        if when is not None and not YEARS[0] <= when.year <= YEARS[1]:
+            errors[field] = _("Give a date between the years {first} and {last}.").format(
+                first=YEARS[0], last=YEARS[1])
+    if "starts_at" in errors or "ends_at" in errors or "claim_until" in errors:
+        return errors
     if n.starts_at is None:
         errors["starts_at"] = _("Give the start as a date and time.")
     if n.ends_at is None or (n.starts_at and n.ends_at <= n.starts_at):
@@ -145,6 +158,9 @@ async def claimant_for(account: Account, task: ClaimTask, *, as_org: bool) -> Cl
         org = membership.organisation
         if org.status != OrgStatus.VERIFIED:
             raise TaskError(_("Only a verified organisation can claim tasks."), 403)
+        if await suspended_from_bidding(org.id, utcnow()):
+            raise TaskError(_("Your organisation is suspended from bidding and claiming after "
+                              "its assessments."), 403)
         if task.requires_training and not await has_current_training(
                 org, task.service_type, task.starts_at):
             raise TaskError(_("This task needs current training for its service type."), 403)
@@ -226,6 +242,7 @@ async def withdraw(claim_id: int, account: Account, *, now: datetime | None = No
     now = now or utcnow()
     row = await _own_claim(claim_id, account)
     async with in_transaction() as conn:
+        await _lock_task(conn, row.task_id, now)
         if not await Claim.filter(id=row.id, status="claimed").using_db(conn).update(
                 status="withdrawn", active_key=None, released_at=now,
                 release_reason="withdrawn"):
@@ -233,36 +250,40 @@ async def withdraw(claim_id: int, account: Account, *, now: datetime | None = No
         await _free(conn, row.task_id, 1, now)
 
 
+async def _lock_task(conn, task_id: int, now: datetime) -> None:
+    """Take the task's row before any of its claims (the order every writer keeps). A write
+    rather than SELECT ... FOR UPDATE: SQLite has none, and a write first also spares SQLite a
+    read lock to upgrade."""
+    await run_sql(conn, "UPDATE claim_task SET updated_at = ? WHERE id = ?", [now, task_id])
+
+
 async def _free(conn, task_id: int, n: int, now: datetime) -> None:
     await run_sql(conn, "UPDATE claim_task SET claimed = claimed - ?, updated_at = ? WHERE id = ?",
                   [n, now, task_id])
 
 
-async def finish(claim_id: int, outcome: str, *, actor: str, account: Account | None = None,
+async def finish(claim_id: int, outcome: str, *, actor: str,
                  now: datetime | None = None) -> Claim:
-    """Mark a claim done or no_show: an operator (any started or claimed claim), or the
-    claimant (done, once started). A volunteer's done earns the task's points once."""
+    """An operator marks a claim done or no_show, once the task has started. A volunteer's
+    done earns the task's points once. Claimants never mark their own claims: the points
+    would be theirs for the asking."""
     now = now or utcnow()
     if outcome not in ("done", "no_show"):
         raise TaskError(_("There is no such outcome."), 400)
-    if account is not None:
-        row = await _own_claim(claim_id, account)
-        allowed = ("started",)
-        if outcome != "done":
-            raise TaskError(_("There is no such outcome."), 400)
-    else:
-        row = await Claim.get_or_none(id=claim_id).prefetch_related("task")
-        if row is None:
-            raise TaskError(_("There is no such claim."), 404)
-        allowed = HOLDING
+    row = await Claim.get_or_none(id=claim_id).prefetch_related("task")
+    if row is None:
+        raise TaskError(_("There is no such claim."), 404)
     task = row.task
+    if outcome == "done" and now < task.starts_at:
+        raise TaskError(_("The task has not started yet: nobody can have done it."))
     async with in_transaction() as conn:
+        await _lock_task(conn, row.task_id, now)
         # A claim done keeps its place (and its active_key: no second place for the same
         # claimant); a no-show gives the place back.
         changes = {"status": outcome, "finished_at": now}
         if outcome == "no_show":
             changes["active_key"] = None
-        if not await Claim.filter(id=row.id, status__in=allowed).using_db(conn).update(
+        if not await Claim.filter(id=row.id, status__in=HOLDING).using_db(conn).update(
                 **changes):
             raise TaskError(_("This claim is already settled."))
         if outcome == "no_show":
@@ -301,9 +322,13 @@ async def cancel_task(task_id: int, reason: str, *, actor: str,
                 status="cancelled", cancel_reason=reason, updated_at=now):
             raise TaskError(_("Only an open task can be cancelled."))
         task = await ClaimTask.get(id=task_id).using_db(conn)
-        rows = await Claim.filter(task_id=task_id, status__in=HOLDING).using_db(conn)
-        await Claim.filter(task_id=task_id, status__in=HOLDING).using_db(conn).update(
-            status="cancelled", active_key=None, released_at=now, release_reason="cancelled")
+        # Exactly the claims this statement changed give their places back.
+        rows = [_Row(r["id"], task_id, r["person_id"], r["organisation_id"])
+                for r in await run_sql(
+                    conn, "UPDATE claim SET status = 'cancelled', active_key = NULL, "
+                    "released_at = ?, release_reason = 'cancelled' WHERE task_id = ? "
+                    "AND status IN ('claimed', 'started') "
+                    "RETURNING id, person_id, organisation_id", [now, task_id])]
         await _free(conn, task_id, len(rows), now)
         for row in rows:
             await _tell(conn, row, topic="task.cancelled", ref=f"task.cancelled:{row.id}",
@@ -317,18 +342,26 @@ async def cancel_task(task_id: int, reason: str, *, actor: str,
 
 async def release_due(now: datetime | None = None) -> int:
     """Release claims not started by the task's start_by, and tell their holders. Each claim
-    is taken by a guarded UPDATE: a second run, or a start at the same moment, finds nothing."""
+    is taken by a guarded UPDATE: a second run, or a start at the same moment, finds nothing.
+    The tasks' rows are taken first (tasks busy elsewhere wait for the next run), then their
+    claims."""
     now = now or utcnow()
     conn = connections.get("default")
-    lock = " FOR UPDATE OF c SKIP LOCKED" if conn.capabilities.dialect == "postgres" else ""
-    released = 0
+    lock = " FOR UPDATE SKIP LOCKED" if conn.capabilities.dialect == "postgres" else ""
     async with in_transaction() as conn:
+        tasks = [r["id"] for r in await run_sql(
+            conn, "UPDATE claim_task SET updated_at = ? WHERE id IN (SELECT t.id FROM "
+            "claim_task t WHERE t.start_by < ? AND t.id IN (SELECT c.task_id FROM claim c "
+            f"WHERE c.status = 'claimed') ORDER BY t.id LIMIT {SWEEP_BATCH}{lock}) "
+            "RETURNING id", [now, now])]
+        if not tasks:
+            return 0
         rows = await run_sql(
             conn, "UPDATE claim SET status = 'released', active_key = NULL, released_at = ?, "
             "release_reason = 'not_started' WHERE id IN (SELECT c.id FROM claim c "
-            "JOIN claim_task t ON t.id = c.task_id WHERE c.status = 'claimed' AND t.start_by < ? "
-            f"ORDER BY c.id LIMIT {SWEEP_BATCH}{lock}) "
-            "RETURNING id, task_id, person_id, organisation_id", [now, now])
+            f"WHERE c.status = 'claimed' AND c.task_id IN ({', '.join('?' * len(tasks))}) "
+            f"ORDER BY c.id LIMIT {SWEEP_BATCH}) "
+            "RETURNING id, task_id, person_id, organisation_id", [now, *tasks])
         per_task: dict[int, int] = {}
         for r in rows:
             per_task[r["task_id"]] = per_task.get(r["task_id"], 0) + 1
@@ -342,8 +375,7 @@ async def release_due(now: datetime | None = None) -> int:
                         title=_("Place released: {task}"),
                         body=_("Your place was released because it was not started in time."),
                         task=titles[row.task_id])
-        released = len(rows)
-    return released
+        return len(rows)
 
 
 @dataclass

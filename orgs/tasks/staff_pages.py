@@ -5,8 +5,7 @@ only; a department account gets 404."""
 from __future__ import annotations
 
 import logging
-import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 
@@ -19,27 +18,22 @@ from orgs.tasks.models import Claim, ClaimTask
 from orgs.tasks.pages import helpers
 from portal.cases.models import Case
 from portal.i18n import _, gettext_for
-from portal.staff.models import Role, StaffUser
+from portal.staff.models import StaffUser
 from portal.staff.pages import Console, console_page
 from portal.staff.pages import redirect_to as redirect
 from portal.web.lang import page_language
 
 log = logging.getLogger("gridlink.orgs")
 router = APIRouter(include_in_schema=False)
-NUMBER = re.compile(r"^[0-9]{1,12}$")
 PAGE_SIZE = 100
 STATUSES = ("open", "closed", "cancelled", "all")
 
 
-def _operator(request: Request, user: StaffUser) -> None:
-    if user.role not in (Role.OPERATOR, Role.ADMIN):
-        raise web.refuse(request, _("Page not found"), 404)
-
-
 def _number(request: Request, value: str, missing: str) -> int:
-    if not NUMBER.match(value):
+    n = web.number(value)
+    if n is None:
         raise web.refuse(request, missing, 404)
-    return int(value)
+    return n
 
 
 def _when(value: str) -> datetime | None:
@@ -54,13 +48,17 @@ def _when(value: str) -> datetime | None:
 
 
 def _int(value: str, default: int = -1) -> int:
+    """A whole number typed in the form; default (-1 is refused by check_task) otherwise."""
     value = value.strip()
-    return int(value) if value.isdigit() and len(value) < 9 else default
+    if value == "0":
+        return 0
+    n = web.number(value, web.INT4_MAX)
+    return default if n is None else n
 
 
 @router.get("/staff/tasks")
 async def task_list(request: Request, user: Console, status: str = "open"):
-    _operator(request, user)
+    web.centre_only(request, user)
     if status not in STATUSES:
         raise web.refuse(request, _("There is no such status."), 400)
     query = ClaimTask.all() if status == "all" else ClaimTask.filter(status=status)
@@ -93,14 +91,14 @@ async def _case(request: Request, code: str) -> Case | None:
 
 @router.get("/staff/tasks/new")
 async def new_form(request: Request, user: Console, case: str = ""):
-    _operator(request, user)
+    web.centre_only(request, user)
     found = await _case(request, case)
     return await _form(request, user, service.NewTask(), {}, found.code if found else "")
 
 
 @router.post("/staff/tasks/new")
 async def create(request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     form = await web.read_form(request)
     f = lambda name, limit=4000: web.text(request, form, name, limit)  # noqa: E731
     case = await _case(request, f("case", 40))
@@ -126,7 +124,7 @@ async def create(request: Request, user: Console):
 
 @router.get("/staff/tasks/{task_id}")
 async def task_page(task_id: str, request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     task = await ClaimTask.get_or_none(
         id=_number(request, task_id, _("There is no such task."))).prefetch_related("area")
     if task is None:
@@ -136,12 +134,12 @@ async def task_page(task_id: str, request: Request, user: Console):
     lang = page_language(request)
     return await console_page(request, user, "staff/tasks/task.html", {
         "task": task, "claims": claims, "area_name": task.area.name(lang),
-        "holding": service.HOLDING, **helpers(lang)})
+        "holding": service.HOLDING, "begun": datetime.now(UTC) >= task.starts_at, **helpers(lang)})
 
 
 @router.post("/staff/tasks/{task_id}/cancel")
 async def cancel(task_id: str, request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     tid = _number(request, task_id, _("There is no such task."))
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
@@ -157,7 +155,7 @@ async def cancel(task_id: str, request: Request, user: Console):
 
 
 async def _settle(request: Request, user: StaffUser, claim_id: str, outcome: str):
-    _operator(request, user)
+    web.centre_only(request, user)
     cid = _number(request, claim_id, _("There is no such claim."))
     await web.read_form(request)
     row = await Claim.get_or_none(id=cid)

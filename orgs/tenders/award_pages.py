@@ -9,6 +9,10 @@ only its own contracts: anything else is 404.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
@@ -19,7 +23,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from orgs import web
 from orgs.registry.service import OrgError
 from orgs.tenders import awards, scoring
-from orgs.tenders.evaluation_pages import labels, money, path_id, photo_response
+from orgs.tenders.evaluation_pages import labels, money, path_id
 from orgs.tenders.models import (
     Award,
     AwardStatus,
@@ -85,9 +89,11 @@ async def _review(request: Request, code: str, member: web.Member
 @router.get("/org/tenders/{code}/explain")
 async def explain_page(code: str, request: Request, member: web.OrgAdmin):
     tender, bid, review = await _review(request, code, member)
+    due = scoring.explain_due(review, request.app.state.settings)
     return render(request, "orgs/tenders/award_explain.html", {
-        "tender": tender, "bid": bid, "review": review, "money": money,
-        "open": tender.finalised_at is None and review.decision is None})
+        "tender": tender, "bid": bid, "review": review, "money": money, "due": due,
+        "open": tender.finalised_at is None and review.decision is None
+        and datetime.now(UTC) <= due})
 
 
 @router.post("/org/tenders/{code}/explain")
@@ -98,12 +104,14 @@ async def explain(code: str, request: Request, member: web.OrgAdmin):
     try:
         await scoring.explain_low_bid(
             tender, bid.organisation_id, actor=f"account:{member.account.username}",
-            explanation=web.text(request, form, "explanation", scoring.EXPLANATION_CHARS + 1))
+            explanation=web.text(request, form, "explanation", scoring.EXPLANATION_CHARS + 1),
+            settings=request.app.state.settings)
     except OrgError as exc:
         raise HTTPException(exc.status, exc.translated(t)) from exc
     return render(request, "orgs/tenders/award_explain.html", {
         "tender": tender, "bid": bid, "review": await LowBidReview.get(id=review.id),
-        "money": money, "open": True, "saved": True})
+        "money": money, "open": True, "saved": True,
+        "due": scoring.explain_due(review, request.app.state.settings)})
 
 
 @router.get("/org/contracts")
@@ -174,7 +182,14 @@ async def report(contract_id: str, milestone_id: str, request: Request, member: 
     form = await _multipart(request, awards.MAX_PHOTOS * settings.max_photo_bytes
                             + web.FORM_LIMIT, awards.MAX_PHOTOS)
     t = gettext_for(page_language(request))
+    # Photos wait in a staging folder until the report is recorded: a refused report leaves
+    # nothing in the media folder, where a photo's name is its hash and may be another's too.
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".report-", dir=settings.media_dir))
     try:
+        text = form.get("text", "")
+        if not isinstance(text, str):
+            raise web.refuse(request, _("The form could not be read."))
         uploads = [u for u in form.getlist("photos")
                    if isinstance(u, UploadFile) and u.filename]
         stored = []
@@ -182,23 +197,25 @@ async def report(contract_id: str, milestone_id: str, request: Request, member: 
             data = await upload.read(settings.max_photo_bytes + 1)
             try:
                 stored.append(await store_photo(
-                    data, settings.media_dir, max_bytes=settings.max_photo_bytes,
+                    data, staging, max_bytes=settings.max_photo_bytes,
                     max_pixels=settings.max_photo_pixels, max_side=settings.photo_max_side))
             except PhotoError as exc:
                 status = 413 if len(data) > settings.max_photo_bytes else 400
                 return await _contract_page(request, contract, member, status_code=status,
                                             refusal=t(str(exc)))
-        text = form.get("text", "")
-        if not isinstance(text, str):
-            raise web.refuse(request, _("The form could not be read."))
         try:
             await awards.report(milestone.id, contract.organisation_id, member.account,
                                 text=text[:awards.REPORT_CHARS + 1], photos=stored)
         except OrgError as exc:
             return await _contract_page(request, contract, member, status_code=exc.status,
                                         refusal=exc.translated(t))
+        for photo in stored:
+            target = settings.media_dir / photo.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (staging / photo.path).replace(target)
     finally:
         await form.close()
+        shutil.rmtree(staging, ignore_errors=True)
     log.info("account %s reported on milestone %s", member.account.id, milestone.id)
     return RedirectResponse(f"/org/contracts/{contract.id}", status_code=303)
 
@@ -209,4 +226,4 @@ async def contract_photo(contract_id: str, photo_id: str, request: Request,
     contract = await _contract(request, contract_id, member)
     found = await MilestonePhoto.get_or_none(id=path_id(request, photo_id),
                                              report__milestone__contract_id=contract.id)
-    return photo_response(request, found)
+    return web.photo_file(request, found)

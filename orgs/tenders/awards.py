@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
-from orgs import notify
+from orgs import notify, web
 from orgs.accounts.models import Account
+from orgs.assessment.service import suspended_from_bidding
 from orgs.registry.models import Organisation, OrgStatus
-from orgs.registry.service import OrgError, agreement_covers, has_current_training
+from orgs.registry.service import OrgError, agreement_covers, has_current_training, need_centre
 from orgs.tenders import ocds
 from orgs.tenders.models import (
     Award,
@@ -34,7 +35,7 @@ from orgs.tenders.models import (
     TenderStatus,
     TieDraw,
 )
-from orgs.tenders.scoring import REASON_CHARS, is_operator
+from orgs.tenders.scoring import REASON_CHARS
 from portal.i18n import _
 from portal.photos import StoredPhoto
 from portal.settings import Settings
@@ -137,13 +138,6 @@ async def _publish(conn, settings: Settings, tender: Tender, tag: str, now: date
     await made.save(using_db=conn, update_fields=["data"])
 
 
-def _actor(user: StaffUser) -> str:
-    return f"staff:{user.username}"
-
-
-def _need_operator(user: StaffUser) -> None:
-    if not is_operator(user):
-        raise OrgError(_("Only an operator can do this."), 403)
 
 
 def _reason(reason: str) -> str:
@@ -158,6 +152,8 @@ async def ineligible(tender: Tender, org: Organisation, now: datetime) -> str | 
     """Why the organisation cannot take the contract now (a msgid), or None."""
     if org.status != OrgStatus.VERIFIED:
         return _("The winner is no longer a verified organisation.")
+    if await suspended_from_bidding(org.id, now):
+        return _("The winner is suspended from bidding after its assessments.")
     if not await has_current_training(org, tender.service_type, now):
         return _("The winner holds no current training for this service.")
     if tender.handles_resident_data and not await agreement_covers(
@@ -171,7 +167,7 @@ async def confirm(award_id: int, user: StaffUser, settings: Settings, *,
     """Confirm a pending award: the award is active, the tender complete, the contract pending,
     and every bidder told the result, all in one transaction."""
     now = now or datetime.now(UTC)
-    _need_operator(user)
+    need_centre(user)
     award = await Award.get_or_none(id=award_id).prefetch_related("tender", "organisation")
     if award is None:
         raise OrgError(_("There is no such award."), 404)
@@ -181,7 +177,7 @@ async def confirm(award_id: int, user: StaffUser, settings: Settings, *,
     tender = award.tender
     async with in_transaction() as conn:
         if not await Award.filter(id=award.id, status=AwardStatus.PENDING).update(
-                status=AwardStatus.ACTIVE, decided_at=now, decided_by=_actor(user)):
+                status=AwardStatus.ACTIVE, decided_at=now, decided_by=web.staff_actor(user)):
             raise OrgError(_("This award was already decided."), 409)
         if not await Tender.filter(id=tender.id, status=TenderStatus.ACTIVE).update(
                 status=TenderStatus.COMPLETE, awarded_at=now, updated_at=now):
@@ -232,7 +228,7 @@ async def cancel(award_id: int, user: StaffUser, settings: Settings, *, reason: 
     """Cancel a pending award with a reason. The next-ranked valid bid gets a pending award; with
     none left the tender fails. Returns the new award, if any."""
     now = now or datetime.now(UTC)
-    _need_operator(user)
+    need_centre(user)
     reason = _reason(reason)
     award = await Award.get_or_none(id=award_id).prefetch_related("tender")
     if award is None:
@@ -240,7 +236,7 @@ async def cancel(award_id: int, user: StaffUser, settings: Settings, *, reason: 
     tender = award.tender
     async with in_transaction() as conn:
         if not await Award.filter(id=award.id, status=AwardStatus.PENDING).update(
-                status=AwardStatus.CANCELLED, decided_at=now, decided_by=_actor(user),
+                status=AwardStatus.CANCELLED, decided_at=now, decided_by=web.staff_actor(user),
                 reason=reason):
             raise OrgError(_("Only a pending award can be cancelled."), 409)
         await notify.to_org(award.organisation_id, conn=conn, topic="award.cancelled",
@@ -277,7 +273,7 @@ async def sign(contract_id: int, user: StaffUser, settings: Settings, *, signed_
                now: datetime | None = None) -> Contract:
     """Record the signature: the contract becomes active."""
     now = now or datetime.now(UTC)
-    _need_operator(user)
+    need_centre(user)
     if signed_on > now.astimezone(SHANGHAI).date():
         raise OrgError(_("The day of signature cannot be in the future."), 422)
     async with in_transaction() as conn:
@@ -301,7 +297,7 @@ async def add_milestone(contract_id: int, user: StaffUser, settings: Settings, *
                         description: str, due_date: date, now: datetime | None = None
                         ) -> Milestone:
     now = now or datetime.now(UTC)
-    _need_operator(user)
+    need_centre(user)
     title, description = title.strip(), description.strip()
     if not 1 <= len(title) <= TITLE_CHARS:
         raise OrgError(_("Please give a title of at most {n} characters."), 422, n=TITLE_CHARS)
@@ -361,7 +357,7 @@ async def decide(report_id: int, user: StaffUser, settings: Settings, *, decisio
     """accepted → met (date_met = when reported, late ones included), partial → partiallyMet,
     rejected → the milestone stays as it was and the organisation reports again."""
     now = now or datetime.now(UTC)
-    _need_operator(user)
+    need_centre(user)
     if decision not in REPORT_DECISIONS:
         raise OrgError(_("Choose to accept, partly accept or reject the report."), 422)
     reason = reason.strip()
@@ -375,7 +371,7 @@ async def decide(report_id: int, user: StaffUser, settings: Settings, *, decisio
     milestone = found.milestone
     async with in_transaction() as conn:
         if not await MilestoneReport.filter(id=found.id, decision__isnull=True).update(
-                decision=decision, decided_by=_actor(user), decided_at=now,
+                decision=decision, decided_by=web.staff_actor(user), decided_at=now,
                 reason=reason or None):
             raise OrgError(_("This report was already decided."), 409)
         to = REPORT_DECISIONS[decision]

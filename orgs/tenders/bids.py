@@ -16,10 +16,12 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from orgs import notify
+from orgs.assessment.service import suspended_from_bidding
 from orgs.registry.models import Organisation, OrgStatus
 from orgs.registry.service import OrgError, has_current_training
 from orgs.tenders import seal
 from orgs.tenders.models import Bid, BidEvent, BidStatus, Tender, TenderStatus
+from portal.cases.service import SHANGHAI
 from portal.i18n import _
 from portal.settings import Settings
 
@@ -71,11 +73,17 @@ def parse_team(text: str) -> list[dict]:
     return team
 
 
-async def can_bid(org: Organisation, tender: Tender) -> OrgError | None:
+async def can_bid(org: Organisation, tender: Tender, now: datetime | None = None
+                  ) -> OrgError | None:
     if org.status == OrgStatus.SUSPENDED:
         return OrgError(_("A suspended organisation cannot bid."), 403)
     if org.status != OrgStatus.VERIFIED:
         return OrgError(_("Only a verified organisation can bid."), 403)
+    suspension = await suspended_from_bidding(org.id, now or datetime.now(UTC))
+    if suspension is not None:
+        return OrgError(_("Your organisation is suspended from bidding until {until} after its "
+                          "assessments."), 403,
+                        until=suspension.ends_at.astimezone(SHANGHAI).strftime("%Y-%m-%d"))
     if not await has_current_training(org, tender.service_type, tender.deadline):
         return OrgError(_("Your organisation needs pre-job training for this service that is "
                           "valid on the deadline."), 403)
@@ -94,17 +102,18 @@ async def submit(settings: Settings, tender: Tender, org: Organisation, *, actor
                  price: str, proposal: str, team: list[dict],
                  now: datetime | None = None) -> Receipt:
     """A new bid, or a new version of the organisation's bid (the old one is overwritten)."""
-    now = now or datetime.now(UTC)
     price = parse_price(price)
     proposal = (proposal or "").strip()
     if not 1 <= len(proposal) <= PROPOSAL_CHARS:
         raise OrgError(_("Write the proposal: 1 to {n} characters."), 422, n=PROPOSAL_CHARS)
     if len(team) > TEAM_ROWS:
         raise OrgError(_("At most {n} team members."), 422, n=TEAM_ROWS)
-    problem = await can_bid(org, tender)
+    problem = await can_bid(org, tender, now)
     if problem:
         raise problem
     async with in_transaction() as conn:
+        # Stamped after can_bid's queries: the deadline check and submitted_at are one moment.
+        now = now or datetime.now(UTC)
         await _claim_tender(conn, tender, now)
         bid = await Bid.get_or_none(tender_id=tender.id, organisation_id=org.id).using_db(conn)
         if bid is not None and bid.status not in (BidStatus.INVITED, BidStatus.PENDING,

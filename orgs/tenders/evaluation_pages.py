@@ -10,16 +10,15 @@ evaluators, every decision is an operator's.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date
 from decimal import Decimal
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse
 
 from orgs import web
 from orgs.registry.service import OrgError
 from orgs.tenders import awards, scoring
+from orgs.tenders import service as tender_service
 from orgs.tenders.models import (
     Award,
     Bid,
@@ -35,6 +34,7 @@ from orgs.tenders.models import (
     TieDraw,
 )
 from portal.i18n import _, gettext_for
+from portal.staff.casework import centre
 from portal.staff.models import StaffUser
 from portal.staff.pages import Console, console_page
 from portal.staff.pages import redirect_to as redirect
@@ -42,21 +42,17 @@ from portal.web.lang import page_language
 
 log = logging.getLogger("gridlink.orgs")
 router = APIRouter(prefix="/staff/tenders", include_in_schema=False)
-NUMBER = re.compile(r"^[0-9]{1,18}$")
-BIGINT_MAX = 2**63 - 1
 BID_STATUS = {"valid": _("valid"), "disqualified": _("disqualified"), "pending": _("pending"),
               "invited": _("invited"), "withdrawn": _("withdrawn")}
 DISQUALIFIED = {"over_budget": _("over the budget"), "not_verified": _("not verified"),
                 "suspended": _("suspended"), "no_training": _("no training"),
                 "abnormally_low": _("abnormally low price"), "other": _("other")}
-AWARD_STATUS = {"pending": _("pending confirmation"), "active": _("active"),
+AWARD_STATUS = {"pending": _("pending confirmation"), "active": _("confirmed"),
                 "cancelled": _("cancelled"), "unsuccessful": _("unsuccessful")}
-CONTRACT_STATUS = {"pending": _("waiting for signature"), "active": _("active"),
+CONTRACT_STATUS = {"pending": _("waiting for signature"), "active": _("in force"),
                    "cancelled": _("cancelled"), "terminated": _("terminated")}
 MILESTONE_STATUS = {"scheduled": _("scheduled"), "met": _("met"), "notMet": _("not met"),
                     "partiallyMet": _("partly met")}
-TENDER_STATUS = {"planning": _("planning"), "active": _("active"), "cancelled": _("cancelled"),
-                 "unsuccessful": _("unsuccessful"), "complete": _("complete")}
 REPORT_DECISION = {"accepted": _("accepted"), "partial": _("partly accepted"),
                    "rejected": _("not accepted")}
 
@@ -70,13 +66,15 @@ def labels(lang: str) -> dict:
     return {"bid_status": pick(BID_STATUS), "disqualified_reason": pick(DISQUALIFIED),
             "award_status": pick(AWARD_STATUS), "contract_status": pick(CONTRACT_STATUS),
             "milestone_status": pick(MILESTONE_STATUS), "report_decision": pick(REPORT_DECISION),
-            "tender_status": pick(TENDER_STATUS)}
+            "tender_status": pick({s.value: label for s, label in
+                                   tender_service.STATUS_LABELS.items()})}
 
 
 def path_id(request: Request, value: str) -> int:
-    if not NUMBER.match(value) or int(value) > BIGINT_MAX:
+    number = web.number(value)
+    if number is None:
         raise web.refuse(request, _("Page not found"), 404)
-    return int(value)
+    return number
 
 
 async def _tender(request: Request, user: StaffUser, code: str) -> Tender:
@@ -91,9 +89,13 @@ def _url(tender: Tender) -> str:
 
 
 def _day(request: Request, value: str) -> date:
+    """A day from a date field, within the years the contracts can run (2000–2100): year 1
+    overflows when moved to UTC."""
     try:
         if len(value.strip()) == 10:
-            return date.fromisoformat(value.strip())
+            day = date.fromisoformat(value.strip())
+            if 2000 <= day.year <= 2100:
+                return day
     except ValueError:
         pass
     raise web.refuse(request, _("Please give {name} as YYYY-MM-DD, e.g. 2026-11-28."), 422,
@@ -125,11 +127,12 @@ async def evaluation_page(code: str, request: Request, user: Console):
         bid__tender_id=tender.id, evaluator_id=user.id)}
     context = {
         "tender": tender, "bids": bids, "is_evaluator": is_evaluator,
-        "is_operator": scoring.is_operator(user), "my_scores": mine,
+        "is_operator": centre(user), "my_scores": mine,
         "reviews": await LowBidReview.filter(bid__tender_id=tender.id).prefetch_related(
             "bid__organisation").order_by("id"),
-        "finalised": tender.finalised_at is not None, "money": money, **labels(lang)}
-    if tender.finalised_at is None and scoring.is_operator(user):
+        "finalised": tender.finalised_at is not None, "money": money, **labels(lang),
+        "explain_due": lambda review: scoring.explain_due(review, settings)}
+    if tender.finalised_at is None and centre(user):
         # Evaluators score independently: the running ranking is the operators'.
         context["standing"] = await scoring.standing(tender, settings)
         context["min_evaluators"] = settings.tender_min_evaluators
@@ -277,17 +280,7 @@ async def milestone_photo(code: str, photo_id: str, request: Request, user: Cons
     tender = await _tender(request, user, code)
     found = await MilestonePhoto.get_or_none(
         id=path_id(request, photo_id), report__milestone__contract__tender_id=tender.id)
-    return photo_response(request, found)
-
-
-def photo_response(request: Request, found: MilestonePhoto | None) -> FileResponse:
-    media = request.app.state.settings.media_dir.resolve()
-    path = (media / found.path).resolve() if found else media
-    if found is None or not path.is_relative_to(media) or not path.is_file():
-        raise web.refuse(request, _("No such photo."), 404)
-    return FileResponse(path, media_type=found.content_type,
-                        headers={"Cache-Control": "private, max-age=3600",
-                                 "X-Content-Type-Options": "nosniff"})
+    return web.photo_file(request, found)
 
 
 def money(value: Decimal | None) -> str:

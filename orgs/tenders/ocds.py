@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from orgs import web
 from orgs.tenders.models import Bid, BidStatus, Tender, TenderCriterion, TenderRelease
 from portal.settings import Settings
 
@@ -104,7 +105,8 @@ def _error(status: int, message: str) -> JSONResponse:
 async def releases(request: Request, tender: str = "", page: str = "1"):
     """A release package: every release, or one tender's, 100 a page, oldest first."""
     settings = request.app.state.settings
-    if not page.isdigit() or not 1 <= int(page) <= 100000:
+    number = web.number(page, 100000)
+    if number is None:
         return _error(400, "page must be a positive number")
     query = TenderRelease.all()
     if tender:
@@ -112,7 +114,7 @@ async def releases(request: Request, tender: str = "", page: str = "1"):
         if found is None:
             return _error(404, "There is no such tender.")
         query = query.filter(tender_id=found.id)
-    rows = await query.order_by("id").offset((int(page) - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    rows = await query.order_by("id").offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     return JSONResponse({
         "uri": str(request.url), "version": "1.1", "extensions": [BID_EXTENSION],
         "publishedDate": stamp(rows[-1].date if rows else datetime.now(UTC)),

@@ -17,8 +17,9 @@ from decimal import Decimal
 from tortoise.transactions import in_transaction
 
 from orgs import notify
+from orgs.assessment.service import suspended_from_bidding
 from orgs.registry.models import Organisation, OrgStatus
-from orgs.registry.service import has_current_training
+from orgs.registry.service import SHANGHAI, has_current_training
 from orgs.tenders import ocds, seal
 from orgs.tenders.models import (
     Bid,
@@ -28,6 +29,7 @@ from orgs.tenders.models import (
     Tender,
     TenderStatus,
 )
+from orgs.tenders.scoring import explain_due
 from portal.i18n import _
 from portal.settings import Settings
 
@@ -40,10 +42,13 @@ REASONS = {"over_budget": _("the price is above the budget"),
            "no_training": _("no valid pre-job training on the deadline"),
            "abnormally_low": _("abnormally low price not justified"),
            "other": _("other")}
+# Tender.status_reason of an active tender whose opening failed: a bid does not unseal.
+SEAL_BROKEN = "seal_broken"
 
 
 async def _disqualified(org: Organisation, tender: Tender, price: Decimal) -> str | None:
-    if org.status == OrgStatus.SUSPENDED:
+    if org.status == OrgStatus.SUSPENDED or await suspended_from_bidding(org.id,
+                                                                         tender.deadline):
         return "suspended"
     if org.status != OrgStatus.VERIFIED:
         return "not_verified"
@@ -67,13 +72,41 @@ def low_flags(prices: dict[int, Decimal], ratio: Decimal) -> dict[int, Decimal]:
     return flags
 
 
+async def _ask_explanation(settings: Settings, review: LowBidReview, org_id: int,
+                           tender: Tender, conn) -> None:
+    """The flagged bidder's admins are asked for a written explanation by the due time."""
+    due = explain_due(review, settings).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    await notify.to_org(
+        org_id, conn=conn, topic="bid.explain", ref=f"explain:{tender.code}", code=tender.code,
+        url=f"/org/tenders/{tender.code}/explain", link=_("Explain your price"),
+        tender=tender.code, due=due,
+        title=_("Please explain your price for {tender}"),
+        body=_("Your price for {tender} is abnormally low compared with the other valid bids. "
+               "Please explain in writing how you can deliver at this price by {due} (Beijing "
+               "time). The evaluators decide whether the price is accepted."))
+
+
 async def _open_one(settings: Settings, tender_id: int, now: datetime) -> bool:
+    """Opens the tender, or leaves it unopened for the next sweep when a bid does not unseal:
+    a changed key must never destroy a tender by disqualifying its bids."""
+    try:
+        return await _open_claimed(settings, tender_id, now)
+    except seal.SealBroken:
+        code = await Tender.filter(id=tender_id).values_list("code", flat=True)
+        log.error("tender %s: the opening failed, a bid does not unseal with the bid seal key "
+                  "(GRIDLINK_BID_SEAL_KEY); it is retried every minute", code[0] if code else "?")
+        await Tender.filter(id=tender_id, status=TenderStatus.ACTIVE,
+                            opened_at__isnull=True).update(status_reason=SEAL_BROKEN)
+        return False
+
+
+async def _open_claimed(settings: Settings, tender_id: int, now: datetime) -> bool:
     seed = secrets.token_hex(16)
     async with in_transaction() as conn:
         claimed = await Tender.filter(
             id=tender_id, status=TenderStatus.ACTIVE, opened_at__isnull=True,
             deadline__lte=now).using_db(conn).update(
-            opened_at=now, updated_at=now,
+            opened_at=now, updated_at=now, status_reason=None,
             draw_seed_hash=hashlib.sha256(seed.encode()).hexdigest(),
             draw_seed_sealed=seal.seal_seed(settings, tender_id, seed))
         if not claimed:
@@ -83,15 +116,11 @@ async def _open_one(settings: Settings, tender_id: int, now: datetime) -> bool:
             .order_by("id")
         valid: dict[int, Decimal] = {}
         for bid in bids:
-            try:
-                content = seal.unseal(settings, tender, bid, now)
-            except seal.SealBroken:
-                # A changed key or a damaged row: recorded, never guessed at.
-                log.error("tender %s: bid %s does not unseal", tender.code, bid.id)
-                content = {"price": None, "proposal": None, "team": None}
-            price = Decimal(content["price"]) if content["price"] else None
+            # SealBroken rolls the whole opening back (see _open_one).
+            content = seal.unseal(settings, tender, bid, now)
+            price = Decimal(content["price"])
             org = await Organisation.get(id=bid.organisation_id).using_db(conn)
-            reason = await _disqualified(org, tender, price) if price else "other"
+            reason = await _disqualified(org, tender, price)
             status = BidStatus.DISQUALIFIED if reason else BidStatus.VALID
             await Bid.filter(id=bid.id).using_db(conn).update(
                 opened_at=now, price=price, proposal=content["proposal"], team=content["team"],
@@ -108,10 +137,12 @@ async def _open_one(settings: Settings, tender_id: int, now: datetime) -> bool:
                 status_reason=f"fewer_than_{settings.tender_min_valid_bids}_valid")
         else:
             ratio = Decimal(str(settings.abnormally_low_ratio))
+            owners = {bid.id: bid.organisation_id for bid in bids}
             for bid_id, mean in low_flags(valid, ratio).items():
-                await LowBidReview.create(bid_id=bid_id, flagged_at=now,
-                                          mean_others=mean.quantize(CENT), ratio=ratio,
-                                          using_db=conn)
+                review = await LowBidReview.create(bid_id=bid_id, flagged_at=now,
+                                                   mean_others=mean.quantize(CENT), ratio=ratio,
+                                                   using_db=conn)
+                await _ask_explanation(settings, review, owners[bid_id], tender, conn)
         tender = await Tender.get(id=tender_id).using_db(conn)
         await ocds.release(conn, settings, tender, "tenderUpdate", now)
         failed = tender.status == TenderStatus.UNSUCCESSFUL

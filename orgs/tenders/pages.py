@@ -8,7 +8,7 @@ prices, validity), never the others' proposals or teams.
 
 from __future__ import annotations
 
-import logging
+from decimal import Decimal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
@@ -24,12 +24,12 @@ from portal.i18n import _, gettext_for
 from portal.web.lang import page_language
 from portal.web.templating import render
 
-log = logging.getLogger("gridlink.orgs")
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 200
 
 
-def _helpers(lang: str) -> dict:
+def labels(lang: str) -> dict:
+    """What the tender templates (public, organisations' and staff) call to name codes."""
     t = gettext_for(lang)
     return {
         "tender_status": lambda s: t(service.STATUS_LABELS[TenderStatus(s)]),
@@ -37,6 +37,7 @@ def _helpers(lang: str) -> dict:
         "procedure_name": lambda k: t(service.PROCEDURES.get(k, k)),
         "method_name": lambda k: t(service.METHODS.get(k, k)),
         "reason_name": lambda k: t(REASONS.get(k, k)) if k else "",
+        "percent": lambda w: f"{Decimal(w) * 100:.2f}%" if w is not None else "",
     }
 
 
@@ -62,7 +63,7 @@ async def tender_list(request: Request):
     tenders = await Tender.exclude(status=TenderStatus.PLANNING).order_by(
         "-published_at", "-id").limit(PAGE_SIZE)
     return render(request, "orgs/tenders/list.html", {
-        "tenders": tenders, "mine": None, **_helpers(page_language(request))})
+        "tenders": tenders, "mine": None, **labels(page_language(request))})
 
 
 @router.get("/tenders/{code}")
@@ -75,7 +76,7 @@ async def tender_page(code: str, request: Request):
     lang = page_language(request)
     return render(request, "orgs/tenders/tender.html", {
         "tender": tender, "area": tender.area.name(lang),
-        "valid_count": await _valid_count(tender), "award": award, **_helpers(lang)})
+        "valid_count": await _valid_count(tender), "award": award, **labels(lang)})
 
 
 @router.get("/org/tenders")
@@ -88,7 +89,7 @@ async def org_tenders(request: Request, member: web.SignedIn):
             organisation_id=member.organisation.id, tender_id__in=[t.id for t in tenders])}
     return render(request, "orgs/tenders/list.html", {
         "tenders": tenders, "mine": mine, "member": member,
-        **_helpers(page_language(request))})
+        **labels(page_language(request))})
 
 
 async def _bid_page(request: Request, member: web.Member, tender: Tender, *,
@@ -107,7 +108,7 @@ async def _bid_page(request: Request, member: web.Member, tender: Tender, *,
         "withdrawn": bid is not None and bid.status == BidStatus.WITHDRAWN,
         "open": tender.status == TenderStatus.ACTIVE and tender.opened_at is None,
         "problem": problem.translated(t) if problem else "", "error": error,
-        "record": record, **_helpers(page_language(request))}, status_code=status_code)
+        "record": record, **labels(page_language(request))}, status_code=status_code)
 
 
 @router.get("/org/tenders/{code}/bid")
@@ -131,7 +132,8 @@ async def bid_submit(code: str, request: Request, member: web.OrgAdmin):
         # The form comes back empty: a bid is never echoed, not even to its author.
         return await _bid_page(request, member, tender, error=exc.translated(t),
                                status_code=exc.status)
-    log.info("tender %s: organisation %s submitted a bid", tender.code, member.organisation.id)
+    # No log line here or at the withdrawal: before the opening even "a bid came" tells how
+    # many bid and when.
     return RedirectResponse(f"/org/tenders/{tender.code}/receipt", status_code=303)
 
 
@@ -145,7 +147,6 @@ async def bid_withdraw(code: str, request: Request, member: web.OrgAdmin):
                                actor=f"account:{member.account.id}")
     except OrgError as exc:
         raise HTTPException(exc.status, exc.translated(t)) from exc
-    log.info("tender %s: organisation %s withdrew its bid", tender.code, member.organisation.id)
     return RedirectResponse(f"/org/tenders/{tender.code}/receipt", status_code=303)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tortoise.exceptions import IntegrityError
@@ -19,7 +19,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from orgs import notify
-from orgs.registry.service import OrgError
+from orgs.registry.service import SHANGHAI, OrgError
 from orgs.tenders import evaluation, seal
 from orgs.tenders.models import (
     Award,
@@ -37,17 +37,14 @@ from orgs.tenders.models import (
 )
 from portal.i18n import _
 from portal.settings import Settings
-from portal.staff.models import Role, StaffUser
+from portal.staff.casework import centre
+from portal.staff.models import StaffUser
 
 SCORE = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,2})?$")
 REASON_CHARS = 2000
 EXPLANATION_CHARS = 10000
 COMMENT_CHARS = 2000
 DECISIONS = ("accepted", "rejected")
-
-
-def is_operator(user: StaffUser) -> bool:
-    return user.role in (Role.OPERATOR, Role.ADMIN)
 
 
 async def is_evaluator(tender: Tender, user: StaffUser) -> bool:
@@ -60,7 +57,7 @@ async def staff_tender(code: str, user: StaffUser) -> Tender | None:
     tender = await Tender.get_or_none(code=code) if len(code) <= 20 else None
     if tender is None or tender.opened_at is None:
         return None
-    if is_operator(user) or await is_evaluator(tender, user):
+    if centre(user) or await is_evaluator(tender, user):
         return tender
     return None
 
@@ -112,9 +109,16 @@ async def enter_score(tender: Tender, user: StaffUser, *, bid_id: int, criterion
                            409) from exc
 
 
+def explain_due(review: LowBidReview, settings: Settings) -> datetime:
+    """Until when the flagged bidder may explain its price: low_bid_explain_hours after the
+    flag (the opening)."""
+    return review.flagged_at + timedelta(hours=settings.low_bid_explain_hours)
+
+
 async def explain_low_bid(tender: Tender, org_id: int, *, actor: str, explanation: str,
-                          now: datetime | None = None) -> LowBidReview:
-    """The flagged bidder's written explanation of its price (87号令 第六十条)."""
+                          settings: Settings, now: datetime | None = None) -> LowBidReview:
+    """The flagged bidder's written explanation of its price (87号令 第六十条), refused after
+    the due time. The operator may still decide without it."""
     now = now or datetime.now(UTC)
     explanation = explanation.strip()
     if not 1 <= len(explanation) <= EXPLANATION_CHARS:
@@ -124,6 +128,11 @@ async def explain_low_bid(tender: Tender, org_id: int, *, actor: str, explanatio
                                             bid__organisation_id=org_id)
     if review is None:
         raise OrgError(_("Your bid was not asked for an explanation."), 404)
+    if now > explain_due(review, settings):
+        raise OrgError(_("The time to explain your price ended on {due} (Beijing time). The "
+                         "evaluators decide without a further explanation."), 409,
+                       due=explain_due(review, settings).astimezone(SHANGHAI).strftime(
+                           "%Y-%m-%d %H:%M"))
     async with in_transaction():
         await _hold(tender)
         if not await LowBidReview.filter(id=review.id, decision__isnull=True).update(
@@ -137,7 +146,7 @@ async def decide_low_bid(tender: Tender, user: StaffUser, *, review_id: int, dec
     """The evaluators' decision on an abnormally low bid, recorded by an operator."""
     now = now or datetime.now(UTC)
     reason = reason.strip()
-    if not is_operator(user):
+    if not centre(user):
         raise OrgError(_("Only an operator can record this decision."), 403)
     if decision not in DECISIONS:
         raise OrgError(_("Choose to accept or to reject the price."), 422)
@@ -212,7 +221,7 @@ async def finalise(tender: Tender, user: StaffUser, settings: Settings, *,
     missing; rejected low bids are disqualified; too few valid bids make the tender fail; else
     BidResults, the tie draws, the revealed seed and a pending award for the first rank."""
     now = now or datetime.now(UTC)
-    if not is_operator(user):
+    if not centre(user):
         raise OrgError(_("Only an operator can finalise the evaluation."), 403)
     async with in_transaction() as conn:
         claimed = await Tender.filter(id=tender.id, status=TenderStatus.ACTIVE,

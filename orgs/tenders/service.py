@@ -37,7 +37,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 CODE = re.compile(r"^GT-[0-9]{4}-[0-9]{5}$")
 PROCEDURES = {"tender": _("Open tender (招标)"), "negotiation": _("Competitive negotiation (竞争性磋商)")}
 METHODS = {"lowest_price": _("Lowest price"), "comprehensive": _("Comprehensive scoring")}
-STATUS_LABELS = {TenderStatus.PLANNING: _("draft"), TenderStatus.ACTIVE: _("open"),
+STATUS_LABELS = {TenderStatus.PLANNING: _("draft"), TenderStatus.ACTIVE: _("tendering"),
                  TenderStatus.CANCELLED: _("cancelled"),
                  TenderStatus.UNSUCCESSFUL: _("unsuccessful"),
                  TenderStatus.COMPLETE: _("complete")}
@@ -234,7 +234,9 @@ async def cancel(tender: Tender, settings: Settings, *, actor: str, reason: str,
                 await notify.to_org(
                     org_id, topic="tender.cancelled", ref=f"tender:{tender.id}:cancelled",
                     title=_("Tender {tender} was cancelled"),
-                    body=_("The tender {tender} was cancelled: {reason}. Your bid was never "
+                    body=_("The tender {tender} was cancelled during its evaluation: {reason}.")
+                    if tender.opened_at is not None
+                    else _("The tender {tender} was cancelled: {reason}. Your bid was never "
                            "opened."), url=f"/tenders/{tender.code}", code=tender.code,
                     conn=conn, reason=reason, tender=tender.code)
     return tender

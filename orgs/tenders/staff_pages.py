@@ -19,7 +19,6 @@ from starlette.datastructures import FormData
 from orgs import web
 from orgs.registry.models import Area
 from orgs.registry.service import OrgError
-from orgs.service_types import BY_KEY as SERVICE_TYPES
 from orgs.service_types import SERVICE_TYPES as SERVICE_LIST
 from orgs.tenders import service
 from orgs.tenders.models import (
@@ -28,9 +27,9 @@ from orgs.tenders.models import (
     Tender,
     TenderCriterion,
     TenderEvaluator,
-    TenderStatus,
 )
-from orgs.tenders.opening import REASONS, open_if_due
+from orgs.tenders.opening import SEAL_BROKEN, open_if_due
+from orgs.tenders.pages import labels
 from portal.i18n import _, gettext_for
 from portal.staff.models import Role, StaffUser
 from portal.staff.pages import Console, console_page
@@ -44,32 +43,11 @@ PAGE_SIZE = 200
 CRITERIA_ROWS = 5
 
 
-def _operator(request: Request, user: StaffUser) -> None:
-    if user.role not in (Role.OPERATOR, Role.ADMIN):
-        raise web.refuse(request, _("Page not found"), 404)
-
-
-def _actor(user: StaffUser) -> str:
-    return f"staff:{user.username}"
-
-
 async def _tender(request: Request, code: str) -> Tender:
     try:
         return await service.by_code(code)
     except OrgError as exc:
         raise web.refuse(request, exc.message, 404) from exc
-
-
-def _helpers(lang: str) -> dict:
-    t = gettext_for(lang)
-    return {
-        "tender_status": lambda s: t(service.STATUS_LABELS[TenderStatus(s)]),
-        "service_name": lambda k: SERVICE_TYPES[k].name(lang) if k in SERVICE_TYPES else k,
-        "procedure_name": lambda k: t(service.PROCEDURES.get(k, k)),
-        "method_name": lambda k: t(service.METHODS.get(k, k)),
-        "reason_name": lambda k: t(REASONS.get(k, k)) if k else "",
-        "percent": lambda w: f"{Decimal(w) * 100:.2f}%" if w is not None else "",
-    }
 
 
 def _decimal(request: Request, value: str, name: str) -> Decimal:
@@ -141,7 +119,7 @@ def _draft(request: Request, form: FormData) -> service.Draft:
     return service.Draft(
         title=field("title", 121), description=field("description", 20001),
         service_type=field("service_type", 24),
-        area_id=int(area) if area.isdigit() and len(area) < 10 else -1,
+        area_id=web.number(area, web.INT4_MAX) or -1,
         budget=_decimal(request, field("budget", 30), t("Budget")),
         contract_start=_day(request, field("contract_start", 20), t("Contract start")),
         contract_end=_day(request, field("contract_end", 20), t("Contract end")),
@@ -156,31 +134,38 @@ def _draft(request: Request, form: FormData) -> service.Draft:
 
 @router.get("")
 async def tender_list(request: Request, user: Console):
-    _operator(request, user)
-    tenders = await Tender.all().order_by("-created_at", "-id").limit(PAGE_SIZE)
+    if user.role == Role.EVALUATOR:
+        # An evaluator's console is the tenders it is assigned to, each leading to its
+        # evaluation page once opened.
+        tenders = await Tender.filter(evaluators__staff_user_id=user.id) \
+            .order_by("-created_at", "-id").limit(PAGE_SIZE)
+    else:
+        web.centre_only(request, user)
+        tenders = await Tender.all().order_by("-created_at", "-id").limit(PAGE_SIZE)
     return await console_page(request, user, "staff/tenders/list.html", {
-        "tenders": tenders, **_helpers(page_language(request))})
+        "tenders": tenders, "evaluator": user.role == Role.EVALUATOR,
+        **labels(page_language(request))})
 
 
 @router.get("/new")
 async def new_form(request: Request, user: Console, source_case: str = ""):
-    _operator(request, user)
+    web.centre_only(request, user)
     lang = page_language(request)
     return await console_page(request, user, "staff/tenders/new.html", {
         "service_types": [(s.key, s.name(lang)) for s in SERVICE_LIST],
         "areas": [(a.id, a.name(lang)) for a in await Area.all().order_by("kind", "code")],
         "procedures": service.PROCEDURES, "methods": service.METHODS,
         "rows": range(CRITERIA_ROWS), "source_case": source_case[:32],
-        **_helpers(lang)})
+        **labels(lang)})
 
 
 @router.post("")
 async def create(request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
     try:
-        tender = await service.create(_draft(request, form), actor=_actor(user))
+        tender = await service.create(_draft(request, form), actor=web.staff_actor(user))
     except OrgError as exc:
         raise HTTPException(exc.status, exc.translated(t)) from exc
     log.info("staff %s: tender %s drafted", user.username, tender.code)
@@ -190,7 +175,7 @@ async def create(request: Request, user: Console):
 
 @router.get("/{code}")
 async def tender_page(code: str, request: Request, user: Console):
-    _operator(request, user)
+    web.centre_only(request, user)
     settings = request.app.state.settings
     tender = await open_if_due(settings, await _tender(request, code))
     lang = page_language(request)
@@ -206,12 +191,13 @@ async def tender_page(code: str, request: Request, user: Console):
         "evaluators": await TenderEvaluator.filter(tender_id=tender.id).prefetch_related(
             "staff_user"),
         "bids": bids, "reviews": reviews,
+        "seal_broken": tender.opened_at is None and tender.status_reason == SEAL_BROKEN,
         "valid_count": sum(1 for b in bids if b.status == "valid"),
-        **_helpers(lang)})
+        **labels(lang)})
 
 
 async def _step(request: Request, user: StaffUser, code: str, step: str):
-    _operator(request, user)
+    web.centre_only(request, user)
     tender = await _tender(request, code)
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
@@ -219,22 +205,22 @@ async def _step(request: Request, user: StaffUser, code: str, step: str):
     url = f"/staff/tenders/{tender.code}"
     try:
         if step == "publish":
-            await service.publish(tender, settings, actor=_actor(user))
+            await service.publish(tender, settings, actor=web.staff_actor(user))
             done = t("The tender is published: bids are open until the deadline.")
         elif step == "cancel":
-            await service.cancel(tender, settings, actor=_actor(user),
+            await service.cancel(tender, settings, actor=web.staff_actor(user),
                                  reason=web.text(request, form, "reason", 2000))
             done = t("The tender was cancelled.")
         elif step == "retender":
             new = await service.retender(
-                tender, actor=_actor(user),
+                tender, actor=web.staff_actor(user),
                 deadline=_moment(request, web.text(request, form, "deadline", 30),
                                  t("Bid deadline")))
             url, done = f"/staff/tenders/{new.code}", t("A new draft was made: check and "
                                                         "publish it.")
         else:
             await service.assign_evaluator(tender, web.text(request, form, "username", 64),
-                                           actor=_actor(user))
+                                           actor=web.staff_actor(user))
             done = t("The evaluator was added.")
     except OrgError as exc:
         return redirect(request, url, exc.translated(t), "bad")

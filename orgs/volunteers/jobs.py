@@ -1,7 +1,8 @@
 """The discoveries sweep (every 5 minutes, DESIGN §2.4).
 
 Pass one reads new reports by keyset (report id > the cursor, 500 at a time) and makes a
-Discovery for a volunteer's report or a report filed for an organisation. Pass two settles
+Discovery for a volunteer's report, a report filed for an organisation, or a chat report of a
+member whose chat reports count for their (verified) organisation. Pass two settles
 pending discoveries by their case's status (the master's, for a merged case): confirmed once
 the case is accepted or later, rejected when it is rejected. A confirmed discovery that opened
 its case earns the volunteer 10 points, once; a repeat or a merged report earns nothing.
@@ -15,7 +16,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from orgs.accounts.service import identity_key
-from orgs.registry.models import Membership
+from orgs.registry.models import Membership, OrgStatus
 from orgs.volunteers.models import Discovery, SweepCursor, Volunteer
 from orgs.volunteers.service import award
 from portal.cases.models import Case, Person, Report, Status
@@ -23,6 +24,8 @@ from portal.cases.service import subscribe
 from portal.settings import Settings
 
 CURSOR = "discoveries"
+# Reports from linked chats: a member's web reports say themselves whether they count.
+CHATS = ("tg:", "wx:")
 BATCH = 500
 POINTS = 10
 CONFIRMING = {Status.ACCEPTED, Status.DISPATCHED, Status.IN_PROGRESS, Status.RESOLVED,
@@ -42,14 +45,19 @@ async def collect(now: datetime) -> int:
     made = 0
     while True:
         reports = await Report.filter(id__gt=cursor.value).order_by("id").limit(BATCH).values(
-            "id", "case_id", "person_id", "join", "extra")
+            "id", "case_id", "person_id", "join", "extra", "identity")
         if not reports:
             return made
-        volunteers = set(await Volunteer.filter(
-            status="active", person_id__in={r["person_id"] for r in reports}).values_list(
-            "person_id", flat=True))
+        people = {r["person_id"] for r in reports}
+        volunteers = set(await Volunteer.filter(status="active", person_id__in=people)
+                         .values_list("person_id", flat=True))
+        members = dict(await Membership.filter(
+            status="active", reports_for_org=True, organisation__status=OrgStatus.VERIFIED,
+            account__person_id__in=people).values_list("account__person_id", "organisation_id"))
         for r in reports:
             org_id = _org_of(r["extra"])
+            if org_id is None and r["identity"].startswith(CHATS):
+                org_id = members.get(r["person_id"])
             if org_id is None and r["person_id"] not in volunteers:
                 continue
             try:

@@ -42,7 +42,7 @@ async def volunteer_register(request: Request, member: web.SignedIn):
     data = await web.read_form(request)
     area = web.text(request, data, "home_area_id", 20).strip()
     form = {"display_name": web.text(request, data, "display_name", 200),
-            "home_area_id": int(area) if area.isdigit() and len(area) < 10 else -1,
+            "home_area_id": web.number(area, web.INT4_MAX) or -1,
             "consent": web.text(request, data, "consent", 4) == "1"}
     try:
         v = await service.register(member.account.person_id, form["display_name"],

@@ -212,6 +212,10 @@ def entry(event: CaseEvent, language: str, depts: dict[int, Department]) -> Entr
         title = (t(_("Assigned to {department}")).format(
                  department=dept.name_en if language == "en" else dept.name_zh) if dept
                  else t(_("Taken back by the grid centre")))
+    elif event.kind == "organisation":
+        name = data.get("organisation")
+        title = (t(_("Given to {organisation}")).format(organisation=name) if name
+                 else t(_("Taken back from the organisation by the grid centre")))
     elif event.kind == "merged":
         if data.get("into"):
             status = Status.MERGED.value

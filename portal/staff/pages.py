@@ -61,6 +61,7 @@ EVENT_LABELS = {
     "status": _("Status changed"),
     "note": _("Note"),
     "department": _("Department assigned"),
+    "organisation": _("Organisation assigned"),
     "merged": _("Merged"),
     "unmerged": _("A report was taken out into a case of its own"),
     "flagged": _("Flagged as a possible duplicate"),
@@ -337,6 +338,9 @@ def _cursor(request: Request, value: str | None) -> int | None:
 async def queue(request: Request, user: Console, status: str = "open", category: str = "",
                 department: str = "", duplicates: str = "", overdue: str = "", q: str = "",
                 review: str = "", before: str | None = None, after: str | None = None):
+    if user.role == Role.EVALUATOR:
+        # An evaluator works no case: its console is the tenders it evaluates (orgs).
+        return RedirectResponse("/staff/tenders", status_code=303)
     if status == "open":
         statuses = list(OPEN_STATUSES)
     elif status == "all":
@@ -600,8 +604,8 @@ def _day(request: Request, value: str) -> date | None:
 async def metrics_page(request: Request, user: Console,
                        since: Annotated[str, Query(alias="from")] = "",
                        until: Annotated[str, Query(alias="to")] = ""):
-    """Satisfaction ratings of a period: the total, and a table per category, department and
-    case (the worst first). A department account sees its own department's cases."""
+    """Satisfaction ratings of a period: the total, and a table per category, department,
+    organisation and case (the worst first). A department account sees its own department's cases."""
     first, last = _day(request, since), _day(request, until)
     try:
         start, end = casework.day_bounds(first, last)
@@ -609,7 +613,7 @@ async def metrics_page(request: Request, user: Console,
         raise HTTPException(400, exc.translated(_t(request))) from exc
     scope = {"since": start, "until": end, "department_id": casework.metrics_department(user)}
     groups = {group: await metrics.rollup(group, **scope, limit=PAGE_SIZE)
-              for group in ("category", "department", "case")}
+              for group in ("category", "department", "organisation", "case")}
     return await console_page(request, user, "staff/metrics.html", {
         "since": first.isoformat() if first else "", "until": last.isoformat() if last else "",
         "total": (await metrics.rollup(None, **scope))[0], "groups": groups,

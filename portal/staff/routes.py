@@ -197,8 +197,9 @@ async def unmerge(report_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)], request:
 # --- satisfaction ------------------------------------------------------------------------------
 
 class RollupOut(BaseModel):
-    key: str | None = Field(description="The case code, category key or department code "
-                                        "(null: no department); null for the total.")
+    key: str | None = Field(description="The case code, category key, department code "
+                                        "(null: no department) or organisation name; null "
+                                        "for the total.")
     ratings: int
     mean: float | None = Field(description="Mean score, 1 to 5 (null without ratings).")
     satisfied: int = Field(description="Ratings of 4 or 5.")
@@ -224,12 +225,12 @@ def _out(r: metrics.Rollup) -> RollupOut:
 
 @router.get("/metrics/satisfaction", response_model=SatisfactionOut, response_model_by_alias=True)
 async def satisfaction(request: Request, user: Staff,
-                       group: Literal["category", "department", "case"] = "category",
+                       group: Literal["category", "department", "organisation", "case"] = "category",
                        since: Annotated[date | None, Query(alias="from")] = None,
                        until: Annotated[date | None, Query(alias="to")] = None):
     """Satisfaction ratings given in a period (`from`, `to`: Shanghai days, both included;
-    either may be left out), grouped per category, department or case (cases: lowest mean
-    first, 500 at most). A department account sees its own department's cases."""
+    either may be left out), grouped per category, department, organisation (the one that
+    worked the case last) or case (cases: lowest mean first, 500 at most). A department account sees its own department's cases."""
     try:
         start, end = casework.day_bounds(since, until)
     except casework.Refused as exc:

@@ -1,0 +1,1 @@
+"""Assessment of contracted organisations: scores, grades, consequences, elimination, appeals."""

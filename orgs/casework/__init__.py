@@ -1,0 +1,1 @@
+"""Cases worked by organisations, and complaints about them."""
