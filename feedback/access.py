@@ -11,8 +11,7 @@ from portal.cases.models import Case, Person, Report, Subscription
 
 async def involved(case: Case, person_id: int) -> bool:
     """The person reported the case (a merged report counts) or follows it."""
-    return (await Subscription.exists(case_id=case.id, person_id=person_id)
-            or await Report.exists(case_id=case.id, person_id=person_id))
+    return await subscribed(case, person_id) or await reported(case, person_id)
 
 
 async def reported(case: Case, person_id: int) -> bool:

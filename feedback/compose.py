@@ -27,8 +27,9 @@ NEXT_STEP = {
 }
 
 
-def case_url(base_url: str, code: str) -> str:
-    return f"{base_url.rstrip('/')}/cases/{code}"
+def cut(text: str, limit: int = MAX_BODY_CHARS) -> str:
+    """`text` at most `limit` characters, an ellipsis marking what was cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def compose(case: Case, events: list[CaseEvent], language: str, *, base_url: str,
@@ -41,13 +42,11 @@ def compose(case: Case, events: list[CaseEvent], language: str, *, base_url: str
     for entry in public.timeline(events, language, departments or {}):
         lines.append(f"· {entry.title}")
         if entry.note:
-            note = entry.note if len(entry.note) <= MAX_NOTE_CHARS else \
-                entry.note[:MAX_NOTE_CHARS - 1] + "…"
-            lines.append(f"  {note}")
+            lines.append(f"  {cut(entry.note, MAX_NOTE_CHARS)}")
     if not lines and not reminder:
         return None
     status = public.status_label(case.status, language)
-    url = case_url(base_url, case.code)
+    url = public.case_url(base_url, case.code)
     if reminder:
         title = t(_("Case {code}: how did it go?")).format(code=case.code)
         head = t(_("Case {code} ({category}) was resolved. You have not rated it yet: is the "
@@ -58,9 +57,7 @@ def compose(case: Case, events: list[CaseEvent], language: str, *, base_url: str
         title = t(_("Case {code}: {status}")).format(code=case.code, status=status)
         head = t(_("News of case {code} ({category}):")).format(code=case.code,
                                                                 category=category)
-        body = "\n".join([head, *lines])
-        if len(body) > MAX_BODY_CHARS:
-            body = body[:MAX_BODY_CHARS - 1] + "…"
+        body = cut("\n".join([head, *lines]))
         step = NEXT_STEP.get(case.status)
         if step and (case.status != Status.RESOLVED or ask_rating):
             body += "\n" + t(step)

@@ -10,6 +10,7 @@ that dies half way (the transaction rolls back and the row is there again).
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 
 from tortoise.transactions import in_transaction
 
@@ -23,6 +24,8 @@ from portal.settings import Settings
 BATCH = 100
 
 
+# Keyed by the setting's text: parsed once, not for every message made.
+@lru_cache(maxsize=8)
 def parse_quiet_hours(value: str) -> tuple[time, time] | None:
     if not value:
         return None

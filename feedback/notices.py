@@ -14,6 +14,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from feedback.channels import Notice, channel_of
+from feedback.compose import cut
 from feedback.fanout import BATCH, due_at
 from feedback.models import Delivery, PersonNotice, Unreachable
 from portal.cases.models import Identity, Person
@@ -24,7 +25,6 @@ from portal.settings import Settings
 
 DEFAULT_LANGUAGE = "zh-CN"
 SEE_MORE = _("See the details")
-MAX_BODY_CHARS = 1500
 
 
 async def _claim(conn, limit: int, now: datetime) -> list[int]:
@@ -105,9 +105,7 @@ async def notice_message(delivery: Delivery, base_url: str) -> Notice | None:
     t = gettext_for(language)
     words = texts_in(notice, language)
     link = words["link"] or t(SEE_MORE)
-    body = "\n".join(part for part in (words["title"], words["body"]) if part)
-    if len(body) > MAX_BODY_CHARS:
-        body = body[:MAX_BODY_CHARS - 1] + "…"
+    body = cut("\n".join(part for part in (words["title"], words["body"]) if part))
     base = base_url.rstrip("/")
     # orgs writes its pages' paths: a message needs the whole address.
     url = notice.url if "://" in notice.url else base + "/" + notice.url.lstrip("/")

@@ -9,7 +9,6 @@ carries one. A link's page speaks the person's language unless the browser chose
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request
@@ -20,8 +19,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from feedback import access, links
 from feedback.service import MAX_COMMENT_CHARS, record_rating
 from portal.cases import public
-from portal.cases.models import RATEABLE, Case, Identity, Person
+from portal.cases.models import RATEABLE, Case, Person
 from portal.cases.pages import web_reporter
+from portal.cases.rating_form import NOT_FIXED, RatingForm, reporter_id
 from portal.http import BodyTooLarge, read_body
 from portal.i18n import LANGUAGES, _, gettext_for
 from portal.intake.text import CONTROL_CHARS
@@ -33,7 +33,6 @@ from portal.web.templating import ERROR_TITLES, render
 router = APIRouter(include_in_schema=False)
 
 # Form value of "not fixed yet" (recorded as score 1, fixed False, as the chat buttons do).
-NOT_FIXED = "0"
 SCORES = ("1", "2", "3", "4", "5", NOT_FIXED)
 # Longest token looked at (a real one is about 60 characters).
 MAX_TOKEN_CHARS = 100
@@ -56,24 +55,6 @@ THANKS_NOT_FIXED = _("Thank you for telling us that the problem is not fixed yet
                      "has been passed to the grid centre.")
 # Pages a signed link opens are the person's own: not kept by caches, not indexed.
 PRIVATE = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}
-
-
-@dataclass
-class RatingForm:
-    """What the rating form shows (feedback/_rating_form.html, also on the tracking page)."""
-
-    action: str
-    score: str = ""
-    comment: str = ""
-    errors: dict[str, str] = field(default_factory=dict)
-    done: bool = False
-    before: bool = False
-
-
-def _score_value(rating) -> str:
-    if rating is None:
-        return ""
-    return NOT_FIXED if rating.fixed is False else str(rating.score)
 
 
 # ------------------------------------------------------------------------------ plumbing
@@ -220,9 +201,7 @@ async def rate_page(token: str, request: Request):
             # Rated a moment ago, and the answer sent the case back to work: say thank you.
             return await _rate_page(request, case, lang, None, thanks=thanks)
         return _not_rateable(request, case, lang)
-    form = RatingForm(action=f"/rate/{token}", score=_score_value(previous),
-                      comment=(previous.comment or "") if previous else "",
-                      before=previous is not None)
+    form = RatingForm.filled(f"/rate/{token}", previous)
     return await _rate_page(request, case, lang, form, thanks=thanks)
 
 
@@ -262,10 +241,8 @@ async def rate_on_tracking_page(code: str, request: Request):
     case = await public.living_case(case)
     fields = await _fields(request, lang)
     csrf.check(request, _one(fields, csrf.FIELD), lang)
-    identity = web_reporter(request)
-    person_id = await Identity.get_or_none(key=identity).values_list("person_id", flat=True) \
-        if identity else None
-    if person_id is None or not await access.reported(case, person_id):
+    person_id = await reporter_id(web_reporter(request), case)
+    if person_id is None:
         raise HTTPException(403, t(NOT_INVOLVED).format(code=case.code))
     if case.status not in RATEABLE:
         return _not_rateable(request, case, lang)

@@ -53,11 +53,14 @@ async def record_rating(case: Case | int, person: Person | int, score: int,
             raise ValueError("no such case")
         before = await Rating.get_or_none(case_id=case_id, person_id=person_id).using_db(conn)
         if before is None:
-            rating = await Rating.create(case_id=case_id, person_id=person_id, **values,
-                                         using_db=conn)
-            # The model stamps its own clock on create; the rating's time is `now`.
-            await Rating.filter(id=rating.id).using_db(conn).update(created_at=now,
-                                                                    updated_at=now)
+            # Written out: the model would stamp its own clock on create, the rating's time
+            # is `now`.
+            rows = await run_sql(
+                conn, "INSERT INTO rating (case_id, person_id, score, fixed, comment, channel, "
+                      "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                [case_id, person_id, values["score"], fixed, comment, values["channel"], now,
+                 now])
+            rating = Rating._init_from_db(**dict(rows[0]))
         elif (before.score, before.fixed, before.comment) == (values["score"], fixed, comment):
             return before  # pressed twice: nothing new
         else:

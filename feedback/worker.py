@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from tortoise import connections
@@ -28,7 +29,7 @@ from feedback.models import Delivery, Survey, Unreachable
 from feedback.notices import fan_out_notices, notice_message
 from feedback.satisfaction import rated_since
 from portal.cases import public
-from portal.cases.models import Case, CaseEvent, Person, Status, Subscription
+from portal.cases.models import Case, CaseEvent, Department, Person, Status, Subscription
 from portal.cases.service import utcnow
 from portal.db import run_sql
 from portal.intake.throttle import Throttle, storage_for
@@ -42,6 +43,8 @@ SLOTS = 16
 SEND_TIMEOUT_S = 30.0
 # How late a send may be and still keep the beat of the turns (see Worker._keep_pace).
 PACE_SLACK_S = 0.005
+# How long the departments read for the messages are kept (a rename shows within this).
+DEPARTMENTS_TTL_S = 60.0
 
 
 def backoff(attempts: int) -> float:
@@ -64,6 +67,8 @@ class Worker:
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self._work = asyncio.Event()
+        self._departments: dict[int, Department] = {}
+        self._departments_until = 0.0
 
     def register(self, sender: Sender) -> None:
         self.senders[sender.channel] = sender
@@ -175,10 +180,18 @@ class Worker:
             # by more: it counts from now.
             self._turns[channel] = max(turn, loop.time() - PACE_SLACK_S) + interval
 
+    async def _known_departments(self) -> dict[int, Department]:
+        """Every department, read again at most once a minute, not for every message."""
+        now = asyncio.get_running_loop().time()
+        if now >= self._departments_until:
+            self._departments = await public.departments()
+            self._departments_until = now + DEPARTMENTS_TTL_S
+        return self._departments
+
     async def _send(self, delivery: Delivery) -> Outcome:
         if await Unreachable.exists(address=delivery.address):
             return Outcome("unreachable", detail="unreachable before")
-        notice = await notice_for(delivery, self.settings, self.secret)
+        notice = await notice_for(delivery, self.settings, self.secret, self._known_departments)
         if notice is None:
             return Outcome("dropped", detail="nothing to tell")
         await self._keep_pace(delivery.channel)
@@ -192,7 +205,8 @@ class Worker:
             return Outcome("retry", detail=type(exc).__name__)
 
 
-async def notice_for(delivery: Delivery, settings: Settings, secret: bytes):
+async def notice_for(delivery: Delivery, settings: Settings, secret: bytes,
+                     departments: Callable[[], Awaitable[dict[int, Department]]]):
     if delivery.kind == "notice":
         return await notice_message(delivery, settings.public_base_url)
     case = await Case.get_or_none(id=delivery.case_id)
@@ -200,7 +214,8 @@ async def notice_for(delivery: Delivery, settings: Settings, secret: bytes):
         return None
     # A case merged while the message waited took its subscribers along.
     living = await public.living_case(case)
-    if not await Subscription.exists(case_id=living.id, person_id=delivery.person_id):
+    sub = await Subscription.filter(case_id=living.id, person_id=delivery.person_id).first()
+    if sub is None:
         return None  # they stopped following it, or asked us to forget them, meanwhile
     base = settings.public_base_url
     signed = {"rate_url": links.rate_url(base, secret, case.code, delivery.person_id),
@@ -213,12 +228,11 @@ async def notice_for(delivery: Delivery, settings: Settings, secret: bytes):
         return compose(case, [], delivery.language, base_url=base, ask_rating=True,
                        reminder=True, **signed)
     events = list(await CaseEvent.filter(id__in=delivery.event_ids, public=True).order_by("id"))
-    ask = (case.status == Status.RESOLVED
-           and any(e.kind == "status" and e.status_to == "resolved" for e in events)
-           and await Subscription.exists(case_id=case.id, person_id=delivery.person_id,
-                                         reason="reporter"))
+    # Resolved: not merged, so `sub` is this very case's.
+    ask = (case.status == Status.RESOLVED and sub.reason == "reporter"
+           and any(e.kind == "status" and e.status_to == "resolved" for e in events))
     return compose(case, events, delivery.language, base_url=base, ask_rating=ask,
-                   departments=await public.departments(), **signed)
+                   departments=await departments(), **signed)
 
 
 # ---------------------------------------------------------------------- the delivery table
@@ -244,11 +258,10 @@ async def claim(channel: str, lease_s: float, now: datetime | None = None) -> De
         "(SELECT id FROM delivery WHERE channel = ? AND status = 'sending' AND due_at <= ? "
         f"AND lease_until < ? ORDER BY due_at LIMIT 1{lock}), "
         "(SELECT id FROM delivery WHERE channel = ? AND status = 'pending' AND due_at <= ? "
-        f"ORDER BY due_at LIMIT 1{lock})) RETURNING id",
+        f"ORDER BY due_at LIMIT 1{lock})) RETURNING *",
         [now + timedelta(seconds=lease_s), channel, now, now, channel, now])
-    if not rows:
-        return None
-    return await Delivery.get(id=rows[0]["id"])
+    # The row as Tortoise would read it: no second lookup.
+    return Delivery._init_from_db(**dict(rows[0])) if rows else None
 
 
 def _ours(delivery: Delivery):
@@ -309,7 +322,10 @@ async def forget_address(address: str) -> None:
 
 async def came_back(address: str) -> None:
     """The person wrote to us again there (or followed again): they can be reached."""
-    await Unreachable.filter(address=address).delete()
+    # Read first: it runs for every incoming message, and a DELETE would make SQLite take
+    # its write lock each time for a row that is almost never there.
+    if await Unreachable.exists(address=address):
+        await Unreachable.filter(address=address).delete()
 
 
 PRUNE_BATCH = 5000

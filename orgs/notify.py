@@ -17,9 +17,7 @@ from tortoise.transactions import in_transaction
 
 from feedback.models import PersonNotice
 from orgs.registry.models import Membership
-from portal.i18n import gettext_for
-
-LANGUAGES = ("zh-CN", "en")
+from portal.i18n import LANGUAGES, gettext_for
 
 
 def render(title: str, body: str, link: str, params: dict) -> dict:

@@ -26,3 +26,8 @@ SERVICE_TYPES: tuple[ServiceType, ...] = (
     ServiceType("other", "其他", "other"),
 )
 BY_KEY = {s.key: s for s in SERVICE_TYPES}
+
+
+def service_name(key: str, lang: str) -> str:
+    """The name of a service type in the page's language; an unknown key as it is."""
+    return BY_KEY[key].name(lang) if key in BY_KEY else key

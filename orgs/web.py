@@ -4,6 +4,8 @@ and who is signed in (the gl_member cookie of a member or volunteer account)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -15,7 +17,10 @@ from starlette.formparsers import FormParser, MultiPartException
 
 from orgs.accounts import service as accounts
 from orgs.accounts.models import Account
+from orgs.registry import service as registry
 from orgs.registry.models import Membership, Organisation, OrgStatus
+from orgs.registry.service import OrgError
+from portal.cases.service import SHANGHAI
 from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
 from portal.staff.casework import centre
@@ -65,6 +70,59 @@ def number(value: str | None, maximum: int = BIGINT_MAX) -> int | None:
         return None
     n = int(value)
     return n if 0 < n <= maximum else None
+
+
+def path_id(request: Request, value: str, maximum: int = BIGINT_MAX,
+            message: str = _("Page not found")) -> int:
+    """An id from the URL; anything else is a page that does not exist."""
+    n = number(value, maximum)
+    if n is None:
+        raise refuse(request, message, 404)
+    return n
+
+
+# Dates typed into forms: year 1 overflows when moved to UTC, and nothing here runs for a century.
+YEARS = (2000, 2100)
+
+
+def local_time(value: str) -> datetime | None:
+    """A datetime-local field (Asia/Shanghai) as an aware time, or None: the whole value must
+    be a date and time without a zone."""
+    value = value.strip()
+    if not 16 <= len(value) <= 19 or value[10] not in "T ":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return None if parsed.tzinfo is not None else parsed.replace(tzinfo=SHANGHAI)
+
+
+def day(request: Request, value: str, name: str) -> date:
+    """A day from a date field (YYYY-MM-DD exactly), within YEARS; 422 naming the field."""
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            found = date.fromisoformat(value)
+            if YEARS[0] <= found.year <= YEARS[1]:
+                return found
+    except ValueError:
+        pass
+    raise refuse(request, _("Please give {name} as YYYY-MM-DD, e.g. 2026-11-28."), 422,
+                 name=name)
+
+
+def moment(request: Request, value: str, name: str) -> datetime:
+    """A Shanghai local time from a datetime-local field, within YEARS; 422 naming the field."""
+    at = local_time(value)
+    if at is None or not YEARS[0] <= at.year <= YEARS[1]:
+        raise refuse(request, _("Please give {name} as YYYY-MM-DD HH:MM."), 422, name=name)
+    return at
+
+
+def pick(t, table: dict):
+    """A label lookup for templates: the translated label of a key, or the key itself."""
+    return lambda v: t(table[str(v)]) if str(v) in table else str(v)
 
 
 def text(request: Request, form: FormData, name: str, limit: int = 4000) -> str:
@@ -126,6 +184,13 @@ async def org_admin(request: Request, member: Annotated[Member, Depends(signed_i
     return member
 
 
+def org_id(request: Request, member: Member) -> int:
+    """The member's organisation; to anyone without one an organisation's page does not exist."""
+    if member.organisation is None:
+        raise refuse(request, _("Page not found"), 404)
+    return member.organisation.id
+
+
 SignedIn = Annotated[Member, Depends(signed_in)]
 OrgAdmin = Annotated[Member, Depends(org_admin)]
 
@@ -158,16 +223,34 @@ def centre_only(request: Request, user: StaffUser) -> None:
         raise refuse(request, _("Page not found"), 404)
 
 
+async def organisation(request: Request, value: str) -> Organisation:
+    """The organisation a console URL names; 404 for anything else."""
+    message = _("There is no such organisation.")
+    try:
+        return await registry.get(path_id(request, value, message=message))
+    except OrgError as exc:
+        raise refuse(request, exc.message, 404) from None
+
+
 def staff_actor(user: StaffUser) -> str:
     return f"staff:{user.username}"
+
+
+def media_path(request: Request, row) -> Path | None:
+    """Where a stored file (a row with a path under the media folder) is; None for no row, a
+    path that escapes the folder, or a file that is gone."""
+    media = request.app.state.settings.media_dir.resolve()
+    if row is None:
+        return None
+    path = (media / row.path).resolve()
+    return path if path.is_relative_to(media) and path.is_file() else None
 
 
 def photo_file(request: Request, found) -> FileResponse:
     """A stored photo (a row with path and content_type under the media folder) for someone
     allowed to see it: private caching, never sniffed; 404 for None or a path that escapes."""
-    media = request.app.state.settings.media_dir.resolve()
-    path = (media / found.path).resolve() if found else media
-    if found is None or not path.is_relative_to(media) or not path.is_file():
+    path = media_path(request, found)
+    if path is None:
         raise refuse(request, _("No such photo."), 404)
     return FileResponse(path, media_type=found.content_type,
                         headers={"Cache-Control": "private, max-age=3600",

@@ -84,6 +84,32 @@ async def staff_client(app, username: str) -> httpx.AsyncClient:
     return _client(app, {"gl_staff": token})
 
 
+class Browser:
+    """One person's browser: its own cookies, the CSRF token of the last page it read."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self.client, self.token = client, ""
+
+    async def get(self, url: str, **kw) -> httpx.Response:
+        res = await self.client.get(url, headers={"Accept": "text/html"}, **kw)
+        if found := CSRF.search(res.text):
+            self.token = found.group(1)
+        return res
+
+    async def post(self, url: str, data: dict | None = None, *, csrf: bool = True,
+                   **kw) -> httpx.Response:
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrf_token", self.token)
+        return await self.client.post(url, data=data, headers={"Accept": "text/html"}, **kw)
+
+    async def sign_in(self, username: str, password: str = PASSWORD) -> httpx.Response:
+        """Sign in to the staff console."""
+        await self.get("/staff/login")
+        return await self.post("/staff/login", {"username": username, "password": password,
+                                                "next": "/staff"})
+
+
 async def csrf_of(client: httpx.AsyncClient, path: str) -> str:
     """The CSRF token of the form on `path` (the cookie lands in the client)."""
     page = await client.get(path)
@@ -92,5 +118,5 @@ async def csrf_of(client: httpx.AsyncClient, path: str) -> str:
     return found.group(1)
 
 
-__all__ = ["PASSWORD", "area", "organisation", "account", "member_client", "staff_client",
+__all__ = ["PASSWORD", "CSRF", "Browser", "area", "organisation", "account", "member_client", "staff_client",
            "csrf_of", "credit_code"]

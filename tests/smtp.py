@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from email import policy
 from email.message import EmailMessage
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from tests.live import free_port
@@ -55,3 +56,10 @@ def smtp_server():
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def mailbox():
+    """A local SMTP server for one test (import this fixture into the test module)."""
+    with smtp_server() as box:
+        yield box

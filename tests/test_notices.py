@@ -20,22 +20,18 @@ from orgs.accounts.models import Account
 from portal.cases.models import Identity, Person
 from portal.cases.service import utcnow
 from portal.settings import Settings
-from tests import orgs_setup
+from tests import orgs_setup, smtp
 from tests.fake_wechat import APP_SECRET, FakeWeChat
-from tests.smtp import Mailbox, smtp_server
+from tests.smtp import Mailbox
 from tests.updates import chat, settled, until
+
+mailbox = smtp.mailbox  # the local SMTP server, a fixture
 
 # 23:30 in Shanghai, and 08:00 the next morning.
 NIGHT = datetime(2026, 11, 28, 15, 30, tzinfo=UTC)
 MORNING = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)
 BASE = "https://gridlink.example.org"
 HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-def mailbox():
-    with smtp_server() as box:
-        yield box
 
 
 @pytest.fixture

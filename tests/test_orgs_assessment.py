@@ -541,7 +541,9 @@ async def test_org_pages_show_only_their_own(app, settings):
             r = await c.post("/org/appeals", data={"csrf_token": token, "subject": subject,
                                                    "text": "申诉"})
             assert r.status_code == 404, subject
-        assert "60.00" not in (await c.get("/org/assessments")).text
+        listing = await c.get("/org/assessments")
+        assert listing.status_code == 200 and f"/org/assessments/{theirs.id}" in listing.text
+        assert "60.00" not in listing.text
     async with await orgs_setup.member_client(app, admin) as c:
         token = await orgs_setup.csrf_of(c, "/org/assessments")
         r = await c.post("/org/appeals", data={"csrf_token": token,

@@ -4,7 +4,6 @@ data-processing agreements, and contact data masked wherever others see it."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
@@ -26,9 +25,9 @@ from orgs.registry.models import (
 from orgs.web import COOKIE as MEMBER_COOKIE
 from portal.cases.models import Person
 from tests import orgs_setup
-from tests.staff import PASSWORD, create_staff
+from tests.orgs_setup import Browser
+from tests.staff import create_staff
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 CODES = ("914403001922038216", "53100000500021676K")
 PHONE = "13812348000"
 
@@ -193,23 +192,6 @@ async def test_data_processing_agreement(settings):
 
 # --- HTTP -----------------------------------------------------------------------------------
 
-class Browser:
-    def __init__(self, client: httpx.AsyncClient):
-        self.client, self.token = client, ""
-
-    async def get(self, url: str, **kw) -> httpx.Response:
-        res = await self.client.get(url, headers={"Accept": "text/html"}, **kw)
-        if found := CSRF.search(res.text):
-            self.token = found.group(1)
-        return res
-
-    async def post(self, url: str, data=None, *, csrf: bool = True, **kw) -> httpx.Response:
-        data = dict(data or {})
-        if csrf:
-            data.setdefault("csrf_token", self.token)
-        return await self.client.post(url, data=data, headers={"Accept": "text/html"}, **kw)
-
-
 @pytest.fixture
 async def browser(app, clean_db):
     await create_staff()
@@ -229,9 +211,7 @@ async def browser(app, clean_db):
         clients.append(client)
         b = Browser(client)
         if username:
-            await b.get("/staff/login")
-            res = await b.post("/staff/login", {"username": username, "password": PASSWORD,
-                                                "next": "/staff"})
+            res = await b.sign_in(username)
             assert res.status_code == 303, res.text
         return b
 

@@ -33,7 +33,7 @@ from portal.intake.submission import Submission
 from portal.scheduler import Scheduler, Sweep, run_all_once, scheduling
 from portal.settings import Settings
 from tests.fake_telegram import FakeTelegram, User
-from tests.updates import chat
+from tests.updates import chat, until
 
 SQUARE = (31.2304, 121.4737)
 TEXT = "The rubbish at the east gate of Nanjing East Road 100 has not been collected for days"
@@ -70,13 +70,16 @@ async def send_all(worker, settings: Settings, now: datetime | None = None,
     """Fan the outbox out and send every message due by `now` (polls: a chat's own pace may
     hold a message back for a second)."""
     await fan_out(settings, set(worker.senders), now=now)
-    deadline = asyncio.get_running_loop().time() + seconds
     # A message a chat's pace put back is due again within the second.
     due = now or utcnow() + timedelta(seconds=5)
-    while await Delivery.filter(status__in=("pending", "sending"), due_at__lte=due).exists():
-        if not await worker.send_one("telegram", now=now):
-            await asyncio.sleep(0.05)
-        assert asyncio.get_running_loop().time() < deadline, "messages left unsent"
+
+    async def all_sent() -> bool:
+        left = Delivery.filter(status__in=("pending", "sending"), due_at__lte=due)
+        if await left.exists():
+            await worker.send_one("telegram", now=now)
+        return not await left.exists()
+
+    await until(all_sent, seconds)
 
 
 def texts(fake: FakeTelegram, user: User) -> list[str]:
@@ -336,10 +339,10 @@ async def test_the_scheduler_runs_the_reminder_sweep_at_start(up_settings, fake,
     scheduler = Scheduler(settings, (Sweep("reminders", timedelta(minutes=10), counted),))
     scheduler.start()
     try:
-        deadline = asyncio.get_running_loop().time() + 15
-        while not await Delivery.filter(kind="reminder").exists():
-            assert asyncio.get_running_loop().time() < deadline, "no reminder"
-            await asyncio.sleep(0.05)
+        async def reminded() -> bool:
+            return await Delivery.filter(kind="reminder").exists()
+
+        await until(reminded)
     finally:
         await scheduler.close()
     assert len(runs) == 1

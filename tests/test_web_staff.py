@@ -17,42 +17,15 @@ from portal.cases.models import Case, CaseEvent, Department, Photo, Report, Stat
 from portal.intake.service import submit
 from portal.intake.submission import Submission
 from portal.staff.models import Role, StaffSession, StaffUser
+from tests.orgs_setup import Browser
 from tests.staff import PASSWORD, create_staff
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
 async def staff(clean_db) -> None:
     await create_staff()
-
-
-class Browser:
-    """One person's browser: its own cookies, the CSRF token of the last page it read."""
-
-    def __init__(self, client: httpx.AsyncClient):
-        self.client = client
-        self.token = ""
-
-    async def get(self, url: str, **kw) -> httpx.Response:
-        res = await self.client.get(url, headers={"Accept": "text/html"}, **kw)
-        found = CSRF.search(res.text)
-        if found:
-            self.token = found.group(1)
-        return res
-
-    async def post(self, url: str, data: dict | None = None, *, csrf: bool = True,
-                   **kw) -> httpx.Response:
-        data = dict(data or {})
-        if csrf:
-            data.setdefault("csrf_token", self.token)
-        return await self.client.post(url, data=data, headers={"Accept": "text/html"}, **kw)
-
-    async def sign_in(self, username: str, password: str = PASSWORD) -> httpx.Response:
-        await self.get("/staff/login")
-        return await self.post("/staff/login", {"username": username, "password": password,
-                                                "next": "/staff"})
 
 
 @pytest.fixture
@@ -661,12 +634,16 @@ async def test_a_poor_rating_shows_in_the_queue_and_on_the_case_until_staff_act(
     # The resident's words, for staff; and the case's satisfaction.
     assert "垃圾还在，只清走了一半" in page.text
     assert "Ratings: 1 · mean 2.0 · satisfied (4–5): 0 · not fixed: 0" in page.text
-    assert "needs review" not in (await op.get(f"/staff/cases/{fine}")).text
+    page = await op.get(f"/staff/cases/{fine}")
+    assert page.status_code == 200 and fine in page.text
+    assert "needs review" not in page.text
 
     res = await op.post(f"/staff/cases/{poor}/notes", {"internal_note": "已安排复查"})
     assert res.status_code == 303
     assert await listed("?review=1") == set()
-    assert "needs review" not in (await op.get(f"/staff/cases/{poor}")).text
+    page = await op.get(f"/staff/cases/{poor}")
+    assert page.status_code == 200 and "已安排复查" in page.text
+    assert "needs review" not in page.text
 
 
 async def test_the_satisfaction_page_per_category_department_and_case(browser, staff, settings):

@@ -32,8 +32,6 @@ async def _person_id(identity: str) -> int | None:
     return await Identity.get_or_none(key=identity).values_list("person_id", flat=True)
 
 
-def _case_url(turn: Turn, code: str) -> str:
-    return f"{turn.settings.public_base_url.rstrip('/')}/cases/{code}"
 
 
 async def my_cases(turn: Turn, page: int, *, replace: bool = False) -> None:
@@ -109,7 +107,7 @@ async def show_case(turn: Turn, code: str, *, from_list: bool = False) -> None:
     rows: list[list[Button | Link]] = [
         [Button(t("Stop following"), "unfol", case.code) if following
          else Button(t("Follow this case"), "follow", case.code)],
-        [Link(t(OPEN_CASE), _case_url(turn, case.code))]]
+        [Link(t(OPEN_CASE), public.case_url(turn.settings.public_base_url, case.code))]]
     if from_list:
         rows.append([Button(t("‹ My cases"), "my", "0")])
     turn.say("\n".join(lines), rows)

@@ -3,20 +3,38 @@ account page shows. Five tries per chat an hour, so codes cannot be guessed."""
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from bot.dialogue.turn import Turn
 from orgs.accounts.service import AccountError, redeem_link_code
 from portal.intake.throttle import LocalWindows, Throttle
+from portal.settings import Settings
 from portal.web.keys import secret_key
 
 LIMIT = "5/hour"
 _fallback = Throttle(LocalWindows(), LIMIT, namespace="gridlink:link")
+# Built once per dialogue throttle (one per running bot), not per /link.
+_throttles: WeakKeyDictionary[Throttle, Throttle] = WeakKeyDictionary()
+# The last settings' key (one bot per process): the key may be read from disk.
+_key: tuple[Settings, bytes] | None = None
 
 
 def _throttle(turn: Turn) -> Throttle:
     # The storage the dialogue's own throttle uses (Redis when configured), its own window.
     if turn.throttle is None:
         return _fallback
-    return Throttle(turn.throttle.storage, LIMIT, namespace=f"{turn.throttle.namespace}:link")
+    built = _throttles.get(turn.throttle)
+    if built is None:
+        built = _throttles[turn.throttle] = Throttle(
+            turn.throttle.storage, LIMIT, namespace=f"{turn.throttle.namespace}:link")
+    return built
+
+
+def _secret(turn: Turn) -> bytes:
+    global _key
+    if _key is None or _key[0] is not turn.settings:
+        _key = (turn.settings, secret_key(turn.settings))
+    return _key[1]
 
 
 async def link(turn: Turn, code: str) -> None:
@@ -32,7 +50,7 @@ async def link(turn: Turn, code: str) -> None:
             minutes=max(1, round(wait / 60))))
         return
     try:
-        account = await redeem_link_code(turn.who.identity, code, secret_key(turn.settings))
+        account = await redeem_link_code(turn.who.identity, code, _secret(turn))
     except AccountError as exc:
         turn.say(exc.translated(t))
         return

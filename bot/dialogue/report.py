@@ -18,7 +18,7 @@ from bot.dialogue.io import Button, Link, Location, Photo, PhotoUnavailable, Por
 from bot.dialogue.turn import OPEN_CASE, Turn, clean
 from bot.dialogue.welcome import ask_consent
 from portal.cases.categories import BY_KEY, CATEGORIES
-from portal.cases.public import category_name
+from portal.cases.public import case_url, category_name
 from portal.i18n import _
 from portal.intake import address, geo, text
 from portal.intake.service import submit
@@ -372,6 +372,6 @@ async def send(turn: Turn, draft_id: str) -> None:
     # (draft id, case code) pairs, newest last.
     turn.state["sent"] = [*sent_reports(turn.state), [d["id"], receipt.case_code]][-KEEP_SENT:]
     del turn.state["draft"]
-    url = f"{turn.settings.public_base_url.rstrip('/')}/cases/{receipt.case_code}"
+    url = case_url(turn.settings.public_base_url, receipt.case_code)
     turn.say(receipt.message + "\n" + t("You will hear here how it goes. /my lists your cases."),
              [[Link(t(OPEN_CASE), url)]])

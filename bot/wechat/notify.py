@@ -27,16 +27,24 @@ log = logging.getLogger("gridlink.wechat")
 
 
 
-def template_fields(spec: str, notice: Notice) -> dict[str, str]:
-    """`field=what;...` (settings.wechat_update_template_fields) filled from the notice."""
-    values = {"code": notice.case_code, "status": notice.status, "when": notice.when,
-              "title": notice.title}
-    fields = {}
+NOTICE_FIELDS = ("code", "status", "when", "title")
+
+
+def parse_template_fields(spec: str) -> list[tuple[str, str]]:
+    """`field=what;...` (settings.wechat_update_template_fields) as (field, what) pairs."""
+    pairs = []
     for part in spec.split(";"):
         name, _sep, what = part.partition("=")
-        if name.strip() and what.strip() in values:
-            fields[name.strip()] = values[what.strip()]
-    return fields
+        if name.strip() and what.strip() in NOTICE_FIELDS:
+            pairs.append((name.strip(), what.strip()))
+    return pairs
+
+
+def template_fields(pairs: list[tuple[str, str]], notice: Notice) -> dict[str, str]:
+    """The template's fields filled from the notice."""
+    values = {"code": notice.case_code, "status": notice.status, "when": notice.when,
+              "title": notice.title}
+    return {name: values[what] for name, what in pairs}
 
 
 class WeChatSender:
@@ -47,6 +55,7 @@ class WeChatSender:
         self.api = api
         self.store = store
         self.pace = Pace(per_second=settings.wechat_rate)
+        self.fields = parse_template_fields(settings.wechat_update_template_fields)
 
     @classmethod
     def build(cls, settings: Settings) -> WeChatSender:
@@ -56,8 +65,7 @@ class WeChatSender:
         openid = address.removeprefix("wx:")
         say, text = self._render(notice)
         outcome = await send_update(self.api, openid, text,
-                                    template_fields=template_fields(
-                                        self.settings.wechat_update_template_fields, notice),
+                                    template_fields=template_fields(self.fields, notice),
                                     url=notice.rate_url or notice.url)
         if outcome.status == "retry":
             return Outcome("retry", detail=f"errcode {outcome.errcode}")

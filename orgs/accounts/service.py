@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -17,6 +17,7 @@ from orgs.registry.models import Membership, Organisation
 from portal import passwords
 from portal.cases.models import Identity, Person
 from portal.cases.people import link_identity
+from portal.cases.service import utcnow
 from portal.i18n import _
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
@@ -36,10 +37,6 @@ class AccountError(Exception):
 
     def translated(self, t) -> str:
         return t(self.message).format(**self.params)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def identity_key(account_id: int) -> str:

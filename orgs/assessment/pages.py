@@ -16,7 +16,6 @@ from orgs.assessment import service
 from orgs.assessment.models import Appeal, Assessment, BiddingSuspension
 from orgs.assessment.staff_pages import helpers
 from orgs.registry.service import OrgError
-from orgs.tenders.evaluation_pages import path_id
 from portal.i18n import _, gettext_for
 from portal.web.lang import page_language
 from portal.web.templating import render
@@ -26,15 +25,9 @@ router = APIRouter(include_in_schema=False)
 DONE = {"appealed": _("Your appeal was sent. The grid centre will decide it.")}
 
 
-def _org_id(request: Request, member: web.Member) -> int:
-    if member.organisation is None:
-        raise web.refuse(request, _("Page not found"), 404)
-    return member.organisation.id
-
-
 @router.get("/org/assessments")
 async def assessments(request: Request, member: web.SignedIn, done: str = ""):
-    org_id = _org_id(request, member)
+    org_id = web.org_id(request, member)
     window = timedelta(days=request.app.state.settings.appeal_window_days)
     now = datetime.now(UTC)
     rows = await Assessment.filter(organisation_id=org_id, period__status="published").order_by(
@@ -55,9 +48,9 @@ async def assessments(request: Request, member: web.SignedIn, done: str = ""):
 
 @router.get("/org/assessments/{assessment_id}")
 async def assessment(assessment_id: str, request: Request, member: web.SignedIn):
-    org_id = _org_id(request, member)
+    org_id = web.org_id(request, member)
     found = await Assessment.get_or_none(
-        id=path_id(request, assessment_id), organisation_id=org_id,
+        id=web.path_id(request, assessment_id), organisation_id=org_id,
         period__status="published").prefetch_related("period__indicator_set", "consequences")
     if found is None:
         raise web.refuse(request, _("Page not found"), 404)

@@ -23,7 +23,6 @@ from orgs.assessment.models import (
     Period,
 )
 from orgs.registry.service import OrgError
-from orgs.tenders.evaluation_pages import path_id
 from portal.i18n import _, gettext_for
 from portal.staff.models import Role, StaffUser
 from portal.staff.pages import Console, console_page
@@ -90,7 +89,7 @@ async def compute(request: Request, user: Console):
 @router.post("/assessment/periods/{period_id}/publish")
 async def publish(period_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    pid = path_id(request, period_id)
+    pid = web.path_id(request, period_id)
     await web.read_form(request)
     t = gettext_for(page_language(request))
     try:
@@ -106,7 +105,7 @@ async def publish(period_id: str, request: Request, user: Console):
 @router.get("/assessment/periods/{period_id}")
 async def period_page(period_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    period = await Period.get_or_none(id=path_id(request, period_id)).prefetch_related(
+    period = await Period.get_or_none(id=web.path_id(request, period_id)).prefetch_related(
         "indicator_set")
     if period is None:
         raise web.refuse(request, _("There is no such period."), 404)
@@ -121,7 +120,7 @@ async def period_page(period_id: str, request: Request, user: Console):
 @router.post("/assessment/consequences/{record_id}")
 async def consequence(record_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    rid = path_id(request, record_id)
+    rid = web.path_id(request, record_id)
     form = await web.read_form(request)
     record = await ConsequenceRecord.get_or_none(id=rid).prefetch_related("assessment")
     if record is None:
@@ -149,7 +148,7 @@ async def sets(request: Request, user: Console):
 
 async def _set_step(request: Request, user: StaffUser, set_id: str, step: str):
     web.centre_only(request, user)
-    sid = path_id(request, set_id)
+    sid = web.path_id(request, set_id)
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
     try:
@@ -201,7 +200,7 @@ async def appeals(request: Request, user: Console):
 @router.post("/appeals/{appeal_id}/decide")
 async def decide(appeal_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    aid = path_id(request, appeal_id)
+    aid = web.path_id(request, appeal_id)
     form = await web.read_form(request)
     try:
         await service.decide_appeal(

@@ -5,7 +5,6 @@ admins' steps: take it up, resolve it."""
 from __future__ import annotations
 
 import logging
-import re
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -25,7 +24,6 @@ from portal.web.templating import render
 
 log = logging.getLogger("gridlink.orgs")
 router = APIRouter(include_in_schema=False)
-NUMBER = re.compile(r"^[0-9]{1,18}$")
 PAGE_SIZE = 200
 DONE = {"in_progress": _("The case is in progress."), "resolved": _("The case is resolved.")}
 
@@ -116,6 +114,6 @@ async def photo(code: str, photo_id: str, request: Request, member: web.SignedIn
         case = await service.org_case(org.id, code)
     except OrgError as exc:
         raise web.refuse(request, exc.message, exc.status) from None
-    found = await Photo.get_or_none(id=int(photo_id), case_id=case.id) \
-        if NUMBER.match(photo_id) else None
+    found = await Photo.get_or_none(id=web.path_id(request, photo_id, message=_("No such photo.")),
+                                    case_id=case.id)
     return web.photo_file(request, found)

@@ -7,7 +7,7 @@ through it, so residents following the case see who works on it and what they di
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -21,6 +21,7 @@ from orgs.registry.service import OrgError, agreement_covers, day_of
 from orgs.tenders.models import Contract, ContractStatus
 from portal.cases import service as cases
 from portal.cases.models import Case, Person, Status, Subscription
+from portal.cases.service import utcnow
 from portal.i18n import _
 from portal.intake.text import CONTROL_CHARS
 from portal.staff.casework import CASE_CODE, DEPARTMENT_MAY_SET, normalise_code
@@ -32,10 +33,6 @@ ORG_MAY_SET = DEPARTMENT_MAY_SET & {Status.IN_PROGRESS, Status.RESOLVED}
 # Cases an organisation can be given: accepted ones, and ones already being worked on.
 ASSIGNABLE = (Status.ACCEPTED, Status.DISPATCHED, Status.IN_PROGRESS)
 TEXT_MIN, TEXT_MAX = 2, 2000
-
-
-def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
 
 
 def clean_text(value: str) -> str:
@@ -82,7 +79,7 @@ async def assign(case_id: int, org_id: int, *, actor: str, contract_id: int | No
     """Give the case to a verified organisation with a current data-processing agreement (it
     will see residents' reports). An accepted case becomes dispatched; one already worked on
     changes hands. The organisation's admins follow the case and get a notice."""
-    now = _now(now)
+    now = now or utcnow()
     org = await Organisation.get_or_none(id=org_id)
     if org is None:
         raise OrgError(_("There is no such organisation."), 404)
@@ -149,7 +146,7 @@ async def assign(case_id: int, org_id: int, *, actor: str, contract_id: int | No
 async def unassign(case_id: int, *, actor: str, now: datetime | None = None) -> CaseAssignment:
     """Take the case back from its organisation. A dispatched case no department holds
     returns to accepted: no one works on it any more."""
-    now = _now(now)
+    now = now or utcnow()
     async with in_transaction() as conn:
         case = await Case.select_for_update().using_db(conn).get_or_none(id=case_id)
         if case is None:
@@ -213,4 +210,4 @@ async def record_complaint(org_id: int, text: str, *, actor: str, case_code: str
             raise OrgError(_("There is no case {case}."), 422,
                            case=normalise_code(case_code)[:40]) from None
     return await Complaint.create(organisation_id=org.id, case=case, text=text,
-                                  recorded_by=actor[:100], recorded_at=_now(now))
+                                  recorded_by=actor[:100], recorded_at=now or utcnow())

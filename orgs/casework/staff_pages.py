@@ -8,7 +8,6 @@ Included before orgs.registry.staff_pages, whose /staff/orgs/{org_id} would take
 from __future__ import annotations
 
 import logging
-import re
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
@@ -26,19 +25,17 @@ from portal.web.lang import page_language
 
 log = logging.getLogger("gridlink.orgs")
 router = APIRouter(prefix="/staff/orgs", include_in_schema=False)
-NUMBER = re.compile(r"^[0-9]{1,18}$")
 PAGE_SIZE = 200
-
-
 
 
 def _number(request: Request, value: str, message: str) -> int | None:
     value = value.strip()
     if not value:
         return None
-    if not NUMBER.match(value):
+    n = web.number(value)
+    if n is None:
         raise web.refuse(request, message, 422)
-    return int(value)
+    return n
 
 
 async def _assign_page(request: Request, user: StaffUser, code: str, *, refusal: str = "",
@@ -115,13 +112,6 @@ async def _case(request: Request, code: str):
         raise web.refuse(request, exc.message, 404) from None
 
 
-async def _org(request: Request, org_id: str) -> Organisation:
-    org = await Organisation.get_or_none(id=int(org_id)) if NUMBER.match(org_id) else None
-    if org is None:
-        raise web.refuse(request, _("There is no such organisation."), 404)
-    return org
-
-
 async def _complaints_page(request: Request, user: StaffUser, org: Organisation, *,
                            refusal: str = "", status_code: int = 200, text: str = "",
                            case: str = ""):
@@ -136,13 +126,13 @@ async def _complaints_page(request: Request, user: StaffUser, org: Organisation,
 @router.get("/{org_id}/complaints")
 async def complaints(org_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    return await _complaints_page(request, user, await _org(request, org_id))
+    return await _complaints_page(request, user, await web.organisation(request, org_id))
 
 
 @router.post("/{org_id}/complaints")
 async def record_complaint(org_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    org = await _org(request, org_id)
+    org = await web.organisation(request, org_id)
     form = await web.read_form(request)
     text = web.text(request, form, "text", 2001)
     case = web.text(request, form, "case", 64)

@@ -40,7 +40,6 @@ KINDS = {"certificate": _("Registration certificate"), "charter": _("Charter"),
          "agreement": _("Data-processing agreement (scan)"), "other": _("Other document")}
 MAX_BYTES = 10 * 1024 * 1024
 MAX_DOCUMENTS = 20
-NUMBER = re.compile(r"^[0-9]{1,18}$")
 PDF = b"%PDF-"
 IMAGES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # What a shown file name may not carry: paths, quotes (Content-Disposition), controls.
@@ -118,9 +117,8 @@ async def remove_document(doc: OrgDocument, settings: Settings) -> None:
 
 def download(request: Request, doc: OrgDocument | None) -> FileResponse:
     """The file as an attachment, never shown inline: a PDF could carry script."""
-    media = request.app.state.settings.media_dir.resolve()
-    path = (media / doc.path).resolve() if doc else media
-    if doc is None or not path.is_relative_to(media) or not path.is_file():
+    path = web.media_path(request, doc)
+    if path is None:
         raise web.refuse(request, _("There is no such document."), 404)
     return FileResponse(path, media_type=doc.content_type, filename=doc.filename,
                         content_disposition_type="attachment",
@@ -130,9 +128,9 @@ def download(request: Request, doc: OrgDocument | None) -> FileResponse:
 
 async def _own(request: Request, member: web.Member, doc_id: str) -> OrgDocument:
     doc = None
-    if member.organisation is not None and NUMBER.match(doc_id):
-        doc = await OrgDocument.get_or_none(id=int(doc_id),
-                                            organisation_id=member.organisation.id)
+    n = web.number(doc_id)
+    if member.organisation is not None and n is not None:
+        doc = await OrgDocument.get_or_none(id=n, organisation_id=member.organisation.id)
     if doc is None:
         raise web.refuse(request, _("There is no such document."), 404)
     return doc
@@ -179,7 +177,7 @@ async def remove(doc_id: str, request: Request, member: web.OrgAdmin):
 @staff_router.get("/{org_id}/documents/{doc_id}")
 async def staff_download(org_id: str, doc_id: str, request: Request, user: Console):
     doc = None
-    if centre(user) and NUMBER.match(org_id) \
-            and NUMBER.match(doc_id):
-        doc = await OrgDocument.get_or_none(id=int(doc_id), organisation_id=int(org_id))
+    org, n = web.number(org_id), web.number(doc_id)
+    if centre(user) and org is not None and n is not None:
+        doc = await OrgDocument.get_or_none(id=n, organisation_id=org)
     return download(request, doc)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -30,12 +29,12 @@ from orgs.registry.models import (
 )
 from orgs.service_types import BY_KEY as SERVICE_TYPES
 from portal.cases.models import Person
+from portal.cases.service import SHANGHAI, utcnow
 from portal.i18n import _
 from portal.intake.text import CONTROL_CHARS
 from portal.staff.casework import centre
 from portal.staff.models import StaffUser
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,250}[A-Za-z0-9])?\.[A-Za-z]{2,}$")
 REASON_CHARS = 1000
 
@@ -78,10 +77,6 @@ def need_centre(user: StaffUser) -> None:
     """Steps only the grid centre (operators, administrators) takes."""
     if not centre(user):
         raise OrgError(_("Only an operator can do this."), 403)
-
-
-def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
 
 
 def _clean_text(value: str, limit: int) -> str:
@@ -141,7 +136,7 @@ async def register(r: Registration, *, by: Account | None = None,
                    now: datetime | None = None) -> Organisation:
     """A new pending organisation; `r` must have passed `check_registration`. The account
     that registers it becomes its first administrator."""
-    now = _now(now)
+    now = now or utcnow()
     if by is not None and await Membership.filter(account_id=by.id, status="active").exists():
         raise OrgError(_("Your account already belongs to an organisation."), 409)
     try:
@@ -179,7 +174,7 @@ async def change_status(org_id: int, to: OrgStatus, *, actor: str, reason: str =
                         now: datetime | None = None) -> Organisation:
     """pending → verified | rejected (reason), rejected → pending, verified → suspended
     (reason) → verified. Anything else is refused with 409."""
-    now = _now(now)
+    now = now or utcnow()
     reason = (reason or "").strip()
     org = await get(org_id)
     current = OrgStatus(org.status)
@@ -212,7 +207,7 @@ async def override_uscc(org_id: int, *, actor: str, reason: str,
                         now: datetime | None = None) -> Organisation:
     """An administrator accepts a pilot code whose check character fails. Codes of the wrong
     length or alphabet are never accepted. Call it for administrators only."""
-    now = _now(now)
+    now = now or utcnow()
     reason = (reason or "").strip()
     org = await get(org_id)
     if org.uscc_valid or org.uscc_override_at is not None:
@@ -248,7 +243,7 @@ async def record_training(*, organisation_id: int | None = None, person_id: int 
                           service_type: str, certificate_no: str, issued_by: str,
                           issued_at: date, valid_until: date, actor: str,
                           now: datetime | None = None) -> TrainingRecord:
-    now = _now(now)
+    now = now or utcnow()
     if (organisation_id is None) == (person_id is None):
         raise ValueError("training belongs to an organisation or a person")
     if service_type not in SERVICE_TYPES:
@@ -291,7 +286,7 @@ async def has_current_training(subject: Organisation | Person, service_type: str
 async def record_agreement(org_id: int, *, purpose: str, data_types: list[str],
                            starts_on: date, ends_on: date, end_action: str, actor: str,
                            now: datetime | None = None) -> DataAgreement:
-    now = _now(now)
+    now = now or utcnow()
     org = await get(org_id)
     purpose = (CONTROL_CHARS.sub(" ", purpose or "")).strip()
     if not 2 <= len(purpose) <= 2000:

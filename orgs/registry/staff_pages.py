@@ -8,8 +8,6 @@ scope. Full contact details are shown here (to check the registration); the list
 from __future__ import annotations
 
 import logging
-import re
-from datetime import date
 
 from fastapi import APIRouter, HTTPException, Request
 
@@ -25,8 +23,8 @@ from orgs.registry.models import (
     OrgStatus,
     TrainingRecord,
 )
-from orgs.service_types import BY_KEY as SERVICE_TYPES
 from orgs.service_types import SERVICE_TYPES as SERVICE_LIST
+from orgs.service_types import service_name
 from portal.i18n import _, gettext_for
 from portal.staff.models import Role, StaffUser
 from portal.staff.pages import Console, console_page
@@ -35,7 +33,6 @@ from portal.web.lang import page_language
 
 log = logging.getLogger("gridlink.orgs")
 router = APIRouter(prefix="/staff/orgs", include_in_schema=False)
-NUMBER = re.compile(r"^[0-9]{1,18}$")
 PAGE_SIZE = 100
 EVENT_LABELS = {
     "registered": _("Registered"), "verified": _("Verified"), "rejected": _("Rejected"),
@@ -50,39 +47,18 @@ STEPS = {"verify": (OrgStatus.VERIFIED, _("The organisation was verified.")),
          "reinstate": (OrgStatus.VERIFIED, _("The organisation was reinstated."))}
 
 
-
-
-async def _org(request: Request, org_id: str) -> Organisation:
-    if not NUMBER.match(org_id):
-        raise web.refuse(request, _("There is no such organisation."), 404)
-    org = await Organisation.get_or_none(id=int(org_id))
-    if org is None:
-        raise web.refuse(request, _("There is no such organisation."), 404)
-    return org
-
-
 def _url(org: Organisation) -> str:
     return f"/staff/orgs/{org.id}"
-
-
-def _day(request: Request, value: str, name: str) -> date:
-    try:
-        if len(value.strip()) == 10:
-            return date.fromisoformat(value.strip())
-    except ValueError:
-        pass
-    raise web.refuse(request, _("Please give {name} as YYYY-MM-DD, e.g. 2026-11-28."), 422,
-                     name=name)
 
 
 def _helpers(lang: str) -> dict:
     t = gettext_for(lang)
     return {
         "org_status": lambda s: t(service.STATUS_LABELS[OrgStatus(s)]),
-        "service_name": lambda k: SERVICE_TYPES[k].name(lang) if k in SERVICE_TYPES else k,
+        "service_name": lambda k: service_name(k, lang),
         "org_event": lambda k: t(EVENT_LABELS[k]) if k in EVENT_LABELS else k,
-        "data_type_name": lambda k: t(service.DATA_TYPES.get(k, k)),
-        "end_action_name": lambda k: t(service.END_ACTIONS.get(k, k)),
+        "data_type_name": web.pick(t, service.DATA_TYPES),
+        "end_action_name": web.pick(t, service.END_ACTIONS),
     }
 
 
@@ -104,7 +80,7 @@ async def org_queue(request: Request, user: Console, status: str = "pending"):
 @router.get("/{org_id}")
 async def org_page(org_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    org = await _org(request, org_id)
+    org = await web.organisation(request, org_id)
     await org.fetch_related("areas__area")
     lang = page_language(request)
     return await console_page(request, user, "staff/orgs/org.html", {
@@ -123,7 +99,7 @@ async def org_page(org_id: str, request: Request, user: Console):
 
 async def _step(request: Request, user: StaffUser, org_id: str, step: str):
     web.centre_only(request, user)
-    org = await _org(request, org_id)
+    org = await web.organisation(request, org_id)
     form = await web.read_form(request)
     to, done = STEPS[step]
     t = gettext_for(page_language(request))
@@ -159,7 +135,7 @@ async def reinstate(org_id: str, request: Request, user: Console):
 @router.post("/{org_id}/uscc-override")
 async def uscc_override(org_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    org = await _org(request, org_id)
+    org = await web.organisation(request, org_id)
     form = await web.read_form(request)
     if user.role != Role.ADMIN:
         raise web.refuse(request, _("Only an administrator can accept a pilot credit code."),
@@ -177,7 +153,7 @@ async def uscc_override(org_id: str, request: Request, user: Console):
 @router.post("/{org_id}/training")
 async def training(org_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    org = await _org(request, org_id)
+    org = await web.organisation(request, org_id)
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
     try:
@@ -185,8 +161,8 @@ async def training(org_id: str, request: Request, user: Console):
             organisation_id=org.id, service_type=web.text(request, form, "service_type", 64),
             certificate_no=web.text(request, form, "certificate_no", 200),
             issued_by=web.text(request, form, "issued_by", 400),
-            issued_at=_day(request, web.text(request, form, "issued_at", 40), t(_("the day of issue"))),
-            valid_until=_day(request, web.text(request, form, "valid_until", 40),
+            issued_at=web.day(request, web.text(request, form, "issued_at", 40), t(_("the day of issue"))),
+            valid_until=web.day(request, web.text(request, form, "valid_until", 40),
                              t(_("the last valid day"))),
             actor=web.staff_actor(user))
     except service.OrgError as exc:
@@ -199,15 +175,15 @@ async def training(org_id: str, request: Request, user: Console):
 @router.post("/{org_id}/dpa")
 async def agreement(org_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    org = await _org(request, org_id)
+    org = await web.organisation(request, org_id)
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
     try:
         await service.record_agreement(
             org.id, purpose=web.text(request, form, "purpose", 4000),
             data_types=web.texts(request, form, "data_types"),
-            starts_on=_day(request, web.text(request, form, "starts_on", 40), t(_("the first day"))),
-            ends_on=_day(request, web.text(request, form, "ends_on", 40), t(_("the last day"))),
+            starts_on=web.day(request, web.text(request, form, "starts_on", 40), t(_("the first day"))),
+            ends_on=web.day(request, web.text(request, form, "ends_on", 40), t(_("the last day"))),
             end_action=web.text(request, form, "end_action", 16), actor=web.staff_actor(user))
     except service.OrgError as exc:
         if exc.status == 422:

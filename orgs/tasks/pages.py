@@ -14,6 +14,7 @@ from orgs import web
 from orgs.registry.models import Area
 from orgs.service_types import BY_KEY as SERVICE_TYPES
 from orgs.service_types import SERVICE_TYPES as SERVICE_LIST
+from orgs.service_types import service_name
 from orgs.tasks import service
 from orgs.tasks.models import Claim, ClaimTask
 from orgs.volunteers.models import Volunteer
@@ -27,22 +28,15 @@ PAGE_SIZE = 100
 DONE = {"claimed": _("You hold a place. Start the task when you arrive."),
         "started": _("Started. The grid centre marks the task done when it is over."),
         "withdrawn": _("Your place was given back.")}
-
-
-def _id(request: Request, value: str, missing: str = _("There is no such task."),
-        maximum: int = web.BIGINT_MAX) -> int:
-    n = web.number(value, maximum)
-    if n is None:
-        raise web.refuse(request, missing, 404)
-    return n
+NO_TASK = _("There is no such task.")
 
 
 def helpers(lang: str) -> dict:
     t = gettext_for(lang)
-    return {"service_name": lambda k: SERVICE_TYPES[k].name(lang) if k in SERVICE_TYPES else k,
-            "who_name": lambda k: t(service.WHO.get(k, k)),
-            "task_status": lambda k: t(service.TASK_STATUS.get(k, k)),
-            "claim_status": lambda k: t(service.CLAIM_STATUS.get(k, k))}
+    return {"service_name": lambda k: service_name(k, lang),
+            "who_name": web.pick(t, service.WHO),
+            "task_status": web.pick(t, service.TASK_STATUS),
+            "claim_status": web.pick(t, service.CLAIM_STATUS)}
 
 
 @router.get("/tasks")
@@ -50,8 +44,8 @@ async def task_list(request: Request, area: str = "", type: str = ""):
     lang = page_language(request)
     query = ClaimTask.filter(status="open", ends_at__gt=datetime.now(UTC))
     if area:
-        query = query.filter(area_id=_id(request, area, _("There is no such area."),
-                                         web.INT4_MAX))
+        query = query.filter(area_id=web.path_id(request, area, web.INT4_MAX,
+                                                 _("There is no such area.")))
     if type:
         if type not in SERVICE_TYPES:
             raise web.refuse(request, _("Choose a service type from the list."), 400)
@@ -94,7 +88,7 @@ async def _task_page(request: Request, task_id: int, *, message: str = "", kind:
 @router.get("/tasks/{task_id}")
 async def task_page(task_id: str, request: Request, ok: str = ""):
     t = gettext_for(page_language(request))
-    return await _task_page(request, _id(request, task_id),
+    return await _task_page(request, web.path_id(request, task_id, message=NO_TASK),
                             message=t(DONE[ok]) if ok in DONE else "")
 
 
@@ -106,7 +100,7 @@ async def _refused(request: Request, task_id: int, exc: service.TaskError):
 
 @router.post("/tasks/{task_id}/claim")
 async def claim(task_id: str, request: Request, member: web.SignedIn):
-    tid = _id(request, task_id)
+    tid = web.path_id(request, task_id, message=NO_TASK)
     form = await web.read_form(request)
     as_org = web.text(request, form, "as", 16) == "org"
     try:
@@ -120,9 +114,10 @@ async def claim(task_id: str, request: Request, member: web.SignedIn):
 
 
 async def _claim_step(request: Request, task_id: str, member: web.Member, step: str):
-    tid = _id(request, task_id)
+    tid = web.path_id(request, task_id, message=NO_TASK)
     form = await web.read_form(request)
-    claim_id = _id(request, web.text(request, form, "claim", 20), _("There is no such claim."))
+    claim_id = web.path_id(request, web.text(request, form, "claim", 20),
+                           message=_("There is no such claim."))
     if not await Claim.filter(id=claim_id, task_id=tid).exists():
         raise web.refuse(request, _("There is no such claim."), 404)
     try:

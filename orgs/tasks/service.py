@@ -11,9 +11,8 @@ after: on PostgreSQL the opposite order in one of them deadlocks against the oth
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
@@ -22,13 +21,15 @@ from tortoise.transactions import in_transaction
 from orgs import notify
 from orgs.accounts.models import Account
 from orgs.assessment.service import suspended_from_bidding
-from orgs.registry.models import Area, Membership, Organisation, OrgStatus
+from orgs.registry.models import Area, Membership, OrgStatus
 from orgs.registry.service import has_current_training
 from orgs.service_types import BY_KEY as SERVICE_TYPES
 from orgs.tasks.models import Claim, ClaimTask
 from orgs.volunteers import service as volunteers
 from orgs.volunteers.models import Volunteer
+from orgs.web import YEARS
 from portal.cases.models import Person
+from portal.cases.service import utcnow
 from portal.db import run_sql
 from portal.i18n import _
 from portal.intake.text import CONTROL_CHARS
@@ -46,10 +47,7 @@ USING = (*HOLDING, "done")
 START_EARLY = timedelta(minutes=30)
 MAX_PLACES = 500
 MAX_POINTS = 1000
-# Times outside these years are typing mistakes, and near the ends of datetime they overflow.
-YEARS = (2000, 2100)
 SWEEP_BATCH = 200
-TITLE = re.compile(r"\S")
 
 
 class TaskError(Exception):
@@ -61,10 +59,6 @@ class TaskError(Exception):
 
     def translated(self, t) -> str:
         return t(self.message).format(**self.params)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _clean(value: str, limit: int) -> str:
@@ -408,8 +402,3 @@ async def holders(task_id: int) -> int:
     """The number of claims using a place (the invariant: equals the task's claimed)."""
     return await Claim.filter(task_id=task_id, status__in=USING).count()
 
-
-async def organisation_of(account: Account) -> Organisation | None:
-    m = await Membership.get_or_none(account_id=account.id, status="active", role="admin"
-                                     ).prefetch_related("organisation")
-    return m.organisation if m else None

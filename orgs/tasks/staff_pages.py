@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 
 from orgs import web
 from orgs.registry.models import Area
-from orgs.registry.service import SHANGHAI
 from orgs.service_types import SERVICE_TYPES as SERVICE_LIST
 from orgs.tasks import service
 from orgs.tasks.models import Claim, ClaimTask
@@ -27,24 +26,6 @@ log = logging.getLogger("gridlink.orgs")
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
 STATUSES = ("open", "closed", "cancelled", "all")
-
-
-def _number(request: Request, value: str, missing: str) -> int:
-    n = web.number(value)
-    if n is None:
-        raise web.refuse(request, missing, 404)
-    return n
-
-
-def _when(value: str) -> datetime | None:
-    """A datetime-local field (Asia/Shanghai) as an aware time, or None."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None or len(value) > 25:
-        return None
-    return parsed.replace(tzinfo=SHANGHAI)
 
 
 def _int(value: str, default: int = -1) -> int:
@@ -107,8 +88,8 @@ async def create(request: Request, user: Console):
         service_type=f("service_type", 40), area_id=_int(f("area_id", 20)),
         places=_int(f("places", 20)), who=f("who", 20),
         requires_training=f("requires_training", 4) == "1",
-        starts_at=_when(f("starts_at", 40)), ends_at=_when(f("ends_at", 40)),
-        claim_until=_when(f("claim_until", 40)) if f("claim_until", 40).strip() else None,
+        starts_at=web.local_time(f("starts_at", 40)), ends_at=web.local_time(f("ends_at", 40)),
+        claim_until=web.local_time(f("claim_until", 40)) if f("claim_until", 40).strip() else None,
         points=_int(f("points", 20), 5 if not f("points", 20).strip() else -1),
         source_case_id=case.id if case else None)
     errors = service.check_task(n, set(await Area.all().values_list("id", flat=True)))
@@ -126,7 +107,7 @@ async def create(request: Request, user: Console):
 async def task_page(task_id: str, request: Request, user: Console):
     web.centre_only(request, user)
     task = await ClaimTask.get_or_none(
-        id=_number(request, task_id, _("There is no such task."))).prefetch_related("area")
+        id=web.path_id(request, task_id, message=_("There is no such task."))).prefetch_related("area")
     if task is None:
         raise web.refuse(request, _("There is no such task."), 404)
     claims = await Claim.filter(task_id=task.id).order_by("id").prefetch_related(
@@ -140,7 +121,7 @@ async def task_page(task_id: str, request: Request, user: Console):
 @router.post("/staff/tasks/{task_id}/cancel")
 async def cancel(task_id: str, request: Request, user: Console):
     web.centre_only(request, user)
-    tid = _number(request, task_id, _("There is no such task."))
+    tid = web.path_id(request, task_id, message=_("There is no such task."))
     form = await web.read_form(request)
     t = gettext_for(page_language(request))
     if not await ClaimTask.exists(id=tid):
@@ -156,7 +137,7 @@ async def cancel(task_id: str, request: Request, user: Console):
 
 async def _settle(request: Request, user: StaffUser, claim_id: str, outcome: str):
     web.centre_only(request, user)
-    cid = _number(request, claim_id, _("There is no such claim."))
+    cid = web.path_id(request, claim_id, message=_("There is no such claim."))
     await web.read_form(request)
     row = await Claim.get_or_none(id=cid)
     if row is None:

@@ -23,7 +23,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from orgs import web
 from orgs.registry.service import OrgError
 from orgs.tenders import awards, scoring
-from orgs.tenders.evaluation_pages import labels, money, path_id
+from orgs.tenders.evaluation_pages import labels, money
 from orgs.tenders.models import (
     Award,
     AwardStatus,
@@ -47,12 +47,6 @@ log = logging.getLogger("gridlink.orgs")
 router = APIRouter(include_in_schema=False)
 
 
-def _org_id(request: Request, member: web.Member) -> int:
-    if member.organisation is None:
-        raise web.refuse(request, _("Page not found"), 404)
-    return member.organisation.id
-
-
 async def _own_bid(request: Request, code: str, org_id: int) -> tuple[Tender, Bid]:
     bid = await Bid.get_or_none(tender__code=code, organisation_id=org_id).prefetch_related(
         "tender") if len(code) <= 20 else None
@@ -63,7 +57,7 @@ async def _own_bid(request: Request, code: str, org_id: int) -> tuple[Tender, Bi
 
 @router.get("/org/tenders/{code}/result")
 async def result_page(code: str, request: Request, member: web.SignedIn):
-    tender, bid = await _own_bid(request, code, _org_id(request, member))
+    tender, bid = await _own_bid(request, code, web.org_id(request, member))
     award = await Award.get_or_none(tender_id=tender.id, status=AwardStatus.ACTIVE) \
         .prefetch_related("organisation")
     if award is None:
@@ -79,7 +73,7 @@ async def result_page(code: str, request: Request, member: web.SignedIn):
 
 async def _review(request: Request, code: str, member: web.Member
                   ) -> tuple[Tender, Bid, LowBidReview]:
-    tender, bid = await _own_bid(request, code, _org_id(request, member))
+    tender, bid = await _own_bid(request, code, web.org_id(request, member))
     review = await LowBidReview.get_or_none(bid_id=bid.id)
     if review is None:
         raise web.refuse(request, _("Page not found"), 404)
@@ -116,7 +110,7 @@ async def explain(code: str, request: Request, member: web.OrgAdmin):
 
 @router.get("/org/contracts")
 async def contracts_page(request: Request, member: web.SignedIn):
-    org_id = _org_id(request, member)
+    org_id = web.org_id(request, member)
     contracts = await Contract.filter(organisation_id=org_id).prefetch_related("tender") \
         .order_by("-id").limit(200)
     return render(request, "orgs/tenders/contract_list.html", {
@@ -124,8 +118,8 @@ async def contracts_page(request: Request, member: web.SignedIn):
 
 
 async def _contract(request: Request, contract_id: str, member: web.Member) -> Contract:
-    contract = await Contract.get_or_none(id=path_id(request, contract_id),
-                                          organisation_id=_org_id(request, member)) \
+    contract = await Contract.get_or_none(id=web.path_id(request, contract_id),
+                                          organisation_id=web.org_id(request, member)) \
         .prefetch_related("tender")
     if contract is None:
         raise web.refuse(request, _("Page not found"), 404)
@@ -135,9 +129,10 @@ async def _contract(request: Request, contract_id: str, member: web.Member) -> C
 async def _contract_page(request: Request, contract: Contract, member: web.Member, *,
                          status_code: int = 200, refusal: str = ""):
     milestones = await Milestone.filter(contract_id=contract.id).order_by("position")
+    reports = await MilestoneReport.filter(milestone__contract_id=contract.id).prefetch_related(
+        "photos").order_by("id")
     for m in milestones:
-        m.report_list = await MilestoneReport.filter(milestone_id=m.id).prefetch_related(
-            "photos").order_by("id")
+        m.report_list = [r for r in reports if r.milestone_id == m.id]
     return render(request, "orgs/tenders/contract_page.html", {
         "contract": contract, "milestones": milestones, "money": money,
         "is_admin": member.is_org_admin, "max_photos": awards.MAX_PHOTOS, "refusal": refusal,
@@ -174,7 +169,7 @@ async def _multipart(request: Request, limit: int, files: int) -> FormData:
 @router.post("/org/contracts/{contract_id}/milestones/{milestone_id}/report")
 async def report(contract_id: str, milestone_id: str, request: Request, member: web.OrgAdmin):
     contract = await _contract(request, contract_id, member)
-    milestone = await Milestone.get_or_none(id=path_id(request, milestone_id),
+    milestone = await Milestone.get_or_none(id=web.path_id(request, milestone_id),
                                             contract_id=contract.id)
     if milestone is None:
         raise web.refuse(request, _("Page not found"), 404)
@@ -224,6 +219,6 @@ async def report(contract_id: str, milestone_id: str, request: Request, member: 
 async def contract_photo(contract_id: str, photo_id: str, request: Request,
                          member: web.SignedIn):
     contract = await _contract(request, contract_id, member)
-    found = await MilestonePhoto.get_or_none(id=path_id(request, photo_id),
+    found = await MilestonePhoto.get_or_none(id=web.path_id(request, photo_id),
                                              report__milestone__contract_id=contract.id)
     return web.photo_file(request, found)

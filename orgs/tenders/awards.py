@@ -9,7 +9,6 @@ operator; the overdue sweep marks those past their due day as not met.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
@@ -36,12 +35,12 @@ from orgs.tenders.models import (
     TieDraw,
 )
 from orgs.tenders.scoring import REASON_CHARS
+from portal.cases.service import SHANGHAI
 from portal.i18n import _
 from portal.photos import StoredPhoto
 from portal.settings import Settings
 from portal.staff.models import StaffUser
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_PHOTOS = 4
 REPORT_CHARS = 4000
 TITLE_CHARS = 120
@@ -136,8 +135,6 @@ async def _publish(conn, settings: Settings, tender: Tender, tag: str, now: date
         data["contracts"].append(contract)
     made.data = data
     await made.save(using_db=conn, update_fields=["data"])
-
-
 
 
 def _reason(reason: str) -> str:

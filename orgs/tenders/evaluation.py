@@ -14,7 +14,6 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
-COMPREHENSIVE = "comprehensive"
 LOWEST_PRICE = "lowest_price"
 
 

@@ -10,7 +10,6 @@ evaluators, every decision is an operator's.
 from __future__ import annotations
 
 import logging
-from datetime import date
 from decimal import Decimal
 
 from fastapi import APIRouter, HTTPException, Request
@@ -59,22 +58,12 @@ REPORT_DECISION = {"accepted": _("accepted"), "partial": _("partly accepted"),
 
 def labels(lang: str) -> dict:
     t = gettext_for(lang)
-
-    def pick(table):
-        return lambda v: t(table[str(v)]) if str(v) in table else str(v)
-
-    return {"bid_status": pick(BID_STATUS), "disqualified_reason": pick(DISQUALIFIED),
-            "award_status": pick(AWARD_STATUS), "contract_status": pick(CONTRACT_STATUS),
-            "milestone_status": pick(MILESTONE_STATUS), "report_decision": pick(REPORT_DECISION),
-            "tender_status": pick({s.value: label for s, label in
-                                   tender_service.STATUS_LABELS.items()})}
-
-
-def path_id(request: Request, value: str) -> int:
-    number = web.number(value)
-    if number is None:
-        raise web.refuse(request, _("Page not found"), 404)
-    return number
+    tables = {"bid_status": BID_STATUS, "disqualified_reason": DISQUALIFIED,
+              "award_status": AWARD_STATUS, "contract_status": CONTRACT_STATUS,
+              "milestone_status": MILESTONE_STATUS, "report_decision": REPORT_DECISION,
+              "tender_status": {s.value: label for s, label in
+                                tender_service.STATUS_LABELS.items()}}
+    return {name: web.pick(t, table) for name, table in tables.items()}
 
 
 async def _tender(request: Request, user: StaffUser, code: str) -> Tender:
@@ -88,20 +77,6 @@ def _url(tender: Tender) -> str:
     return f"/staff/tenders/{tender.code}/evaluation"
 
 
-def _day(request: Request, value: str) -> date:
-    """A day from a date field, within the years the contracts can run (2000–2100): year 1
-    overflows when moved to UTC."""
-    try:
-        if len(value.strip()) == 10:
-            day = date.fromisoformat(value.strip())
-            if 2000 <= day.year <= 2100:
-                return day
-    except ValueError:
-        pass
-    raise web.refuse(request, _("Please give {name} as YYYY-MM-DD, e.g. 2026-11-28."), 422,
-                     name=gettext_for(page_language(request))(_("the day")))
-
-
 async def _step(request: Request, tender: Tender, coro, done: str):
     """Run a step; back to the page with `done`, or with why it was refused. Input that cannot
     have come from the form (422, 404) is answered as such."""
@@ -113,6 +88,21 @@ async def _step(request: Request, tender: Tender, coro, done: str):
             raise HTTPException(exc.status, exc.translated(t)) from exc
         return redirect(request, _url(tender), exc.translated(t), "bad")
     return redirect(request, _url(tender), t(done))
+
+
+async def _contracts(tender: Tender) -> list[Contract]:
+    """The tender's contracts with their milestones and reports: three queries, not one per
+    milestone."""
+    contracts = await Contract.filter(tender_id=tender.id).prefetch_related(
+        "organisation").order_by("id")
+    milestones = await Milestone.filter(contract__tender_id=tender.id).order_by("position")
+    reports = await MilestoneReport.filter(
+        milestone__contract__tender_id=tender.id).prefetch_related("photos").order_by("id")
+    for m in milestones:
+        m.report_list = [r for r in reports if r.milestone_id == m.id]
+    for c in contracts:
+        c.milestone_list = [m for m in milestones if m.contract_id == c.id]
+    return contracts
 
 
 @router.get("/{code}/evaluation")
@@ -143,17 +133,8 @@ async def evaluation_page(code: str, request: Request, user: Console):
                        .order_by("group"),
                        awards=await Award.filter(tender_id=tender.id).prefetch_related(
                            "organisation").order_by("id"))
-        context["criteria"] = await tender.criteria.all().order_by("position")
-        contracts = await Contract.filter(tender_id=tender.id).prefetch_related(
-            "organisation").order_by("id")
-        for c in contracts:
-            c.milestone_list = await Milestone.filter(contract_id=c.id).order_by("position")
-            for m in c.milestone_list:
-                m.report_list = await MilestoneReport.filter(milestone_id=m.id).prefetch_related(
-                    "photos").order_by("id")
-        context["contracts"] = contracts
-    if "criteria" not in context:
-        context["criteria"] = await tender.criteria.all().order_by("position")
+        context["contracts"] = await _contracts(tender)
+    context["criteria"] = await tender.criteria.all().order_by("position")
     return await console_page(request, user, "staff/tenders/evaluation_page.html", context)
 
 
@@ -161,7 +142,7 @@ async def evaluation_page(code: str, request: Request, user: Console):
 async def enter_scores(code: str, bid_id: str, request: Request, user: Console):
     """One bid's scores on every criterion; a criterion left empty is left as it was."""
     tender = await _tender(request, user, code)
-    bid = path_id(request, bid_id)
+    bid = web.path_id(request, bid_id)
     form = await web.read_form(request)
     criteria = await tender.criteria.all().order_by("position")
     t = gettext_for(page_language(request))
@@ -189,7 +170,7 @@ async def enter_scores(code: str, bid_id: str, request: Request, user: Console):
 @router.post("/{code}/evaluation/low-bids/{review_id}")
 async def decide_low_bid(code: str, review_id: str, request: Request, user: Console):
     tender = await _tender(request, user, code)
-    review = path_id(request, review_id)
+    review = web.path_id(request, review_id)
     form = await web.read_form(request)
     return await _step(request, tender, scoring.decide_low_bid(
         tender, user, review_id=review, decision=web.text(request, form, "decision", 16),
@@ -206,7 +187,7 @@ async def finalise(code: str, request: Request, user: Console):
 
 
 async def _award(request: Request, tender: Tender, award_id: str) -> Award:
-    award = await Award.get_or_none(id=path_id(request, award_id), tender_id=tender.id)
+    award = await Award.get_or_none(id=web.path_id(request, award_id), tender_id=tender.id)
     if award is None:
         raise web.refuse(request, _("There is no such award."), 404)
     return award
@@ -232,7 +213,7 @@ async def cancel_award(code: str, award_id: str, request: Request, user: Console
 
 
 async def _contract(request: Request, tender: Tender, contract_id: str) -> Contract:
-    contract = await Contract.get_or_none(id=path_id(request, contract_id), tender_id=tender.id)
+    contract = await Contract.get_or_none(id=web.path_id(request, contract_id), tender_id=tender.id)
     if contract is None:
         raise web.refuse(request, _("There is no such contract."), 404)
     return contract
@@ -243,7 +224,7 @@ async def sign_contract(code: str, contract_id: str, request: Request, user: Con
     tender = await _tender(request, user, code)
     contract = await _contract(request, tender, contract_id)
     form = await web.read_form(request)
-    day = _day(request, web.text(request, form, "date_signed", 40))
+    day = web.day(request, web.text(request, form, "date_signed", 40), gettext_for(page_language(request))(_("the day")))
     return await _step(request, tender, awards.sign(
         contract.id, user, request.app.state.settings, signed_on=day),
         _("The contract was signed."))
@@ -254,7 +235,7 @@ async def add_milestone(code: str, contract_id: str, request: Request, user: Con
     tender = await _tender(request, user, code)
     contract = await _contract(request, tender, contract_id)
     form = await web.read_form(request)
-    day = _day(request, web.text(request, form, "due_date", 40))
+    day = web.day(request, web.text(request, form, "due_date", 40), gettext_for(page_language(request))(_("the day")))
     return await _step(request, tender, awards.add_milestone(
         contract.id, user, request.app.state.settings, title=web.text(request, form, "title"),
         description=web.text(request, form, "description"), due_date=day),
@@ -264,7 +245,7 @@ async def add_milestone(code: str, contract_id: str, request: Request, user: Con
 @router.post("/{code}/evaluation/reports/{report_id}/decide")
 async def decide_report(code: str, report_id: str, request: Request, user: Console):
     tender = await _tender(request, user, code)
-    found = await MilestoneReport.get_or_none(id=path_id(request, report_id),
+    found = await MilestoneReport.get_or_none(id=web.path_id(request, report_id),
                                               milestone__contract__tender_id=tender.id)
     if found is None:
         raise web.refuse(request, _("There is no such report."), 404)
@@ -279,7 +260,7 @@ async def decide_report(code: str, report_id: str, request: Request, user: Conso
 async def milestone_photo(code: str, photo_id: str, request: Request, user: Console):
     tender = await _tender(request, user, code)
     found = await MilestonePhoto.get_or_none(
-        id=path_id(request, photo_id), report__milestone__contract__tender_id=tender.id)
+        id=web.path_id(request, photo_id), report__milestone__contract__tender_id=tender.id)
     return web.photo_file(request, found)
 
 

@@ -8,16 +8,15 @@ is not opened, and after the opening only the bid statistics are published (§5.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from orgs import web
 from orgs.tenders.models import Bid, BidStatus, Tender, TenderCriterion, TenderRelease
+from portal.cases.service import SHANGHAI
 from portal.settings import Settings
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 BID_EXTENSION = ("https://raw.githubusercontent.com/open-contracting-extensions/"
                  "ocds_bid_extension/v1.1.5/extension.json")
 BUYER = "gridlink-buyer"

@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 from orgs import notify
 from orgs.assessment.service import suspended_from_bidding
 from orgs.registry.models import Organisation, OrgStatus
-from orgs.registry.service import SHANGHAI, has_current_training
+from orgs.registry.service import has_current_training
 from orgs.tenders import ocds, seal
 from orgs.tenders.models import (
     Bid,
@@ -30,6 +30,7 @@ from orgs.tenders.models import (
     TenderStatus,
 )
 from orgs.tenders.scoring import explain_due
+from portal.cases.service import SHANGHAI
 from portal.i18n import _
 from portal.settings import Settings
 
@@ -113,14 +114,13 @@ async def _open_claimed(settings: Settings, tender_id: int, now: datetime) -> bo
             return False
         tender = await Tender.get(id=tender_id).using_db(conn)
         bids = await Bid.filter(tender_id=tender_id, status=BidStatus.PENDING).using_db(conn) \
-            .order_by("id")
+            .prefetch_related("organisation").order_by("id")
         valid: dict[int, Decimal] = {}
         for bid in bids:
             # SealBroken rolls the whole opening back (see _open_one).
             content = seal.unseal(settings, tender, bid, now)
             price = Decimal(content["price"])
-            org = await Organisation.get(id=bid.organisation_id).using_db(conn)
-            reason = await _disqualified(org, tender, price)
+            reason = await _disqualified(bid.organisation, tender, price)
             status = BidStatus.DISQUALIFIED if reason else BidStatus.VALID
             await Bid.filter(id=bid.id).using_db(conn).update(
                 opened_at=now, price=price, proposal=content["proposal"], team=content["team"],

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from orgs import web
 from orgs.registry.service import OrgError
-from orgs.service_types import BY_KEY as SERVICE_TYPES
+from orgs.service_types import service_name
 from orgs.tenders import bids as bidding
 from orgs.tenders import service
 from orgs.tenders.models import Award, AwardStatus, Bid, BidStatus, Tender, TenderStatus
@@ -33,9 +33,9 @@ def labels(lang: str) -> dict:
     t = gettext_for(lang)
     return {
         "tender_status": lambda s: t(service.STATUS_LABELS[TenderStatus(s)]),
-        "service_name": lambda k: SERVICE_TYPES[k].name(lang) if k in SERVICE_TYPES else k,
-        "procedure_name": lambda k: t(service.PROCEDURES.get(k, k)),
-        "method_name": lambda k: t(service.METHODS.get(k, k)),
+        "service_name": lambda k: service_name(k, lang),
+        "procedure_name": web.pick(t, service.PROCEDURES),
+        "method_name": web.pick(t, service.METHODS),
         "reason_name": lambda k: t(REASONS.get(k, k)) if k else "",
         "percent": lambda w: f"{Decimal(w) * 100:.2f}%" if w is not None else "",
     }

@@ -19,7 +19,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from orgs import notify
-from orgs.registry.service import SHANGHAI, OrgError
+from orgs.registry.service import OrgError
 from orgs.tenders import evaluation, seal
 from orgs.tenders.models import (
     Award,
@@ -35,6 +35,7 @@ from orgs.tenders.models import (
     TenderStatus,
     TieDraw,
 )
+from portal.cases.service import SHANGHAI
 from portal.i18n import _
 from portal.settings import Settings
 from portal.staff.casework import centre
@@ -246,11 +247,10 @@ async def finalise(tender: Tender, user: StaffUser, settings: Settings, *,
         if now_standing.missing_scores:
             raise OrgError(_("{n} scores are still missing."), 409,
                            n=now_standing.missing_scores)
-        for bid_id in sorted(rejected):
-            bid = await Bid.get(id=bid_id)
-            await Bid.filter(id=bid_id).update(status=BidStatus.DISQUALIFIED,
+        for bid in await Bid.filter(id__in=sorted(rejected)).order_by("id"):
+            await Bid.filter(id=bid.id).update(status=BidStatus.DISQUALIFIED,
                                                disqualified_reason="abnormally_low")
-            await BidEvent.create(bid_id=bid_id, kind="disqualified", version=bid.version,
+            await BidEvent.create(bid_id=bid.id, kind="disqualified", version=bid.version,
                                   actor=f"staff:{user.username}", created_at=now)
         if len(now_standing.results) < settings.tender_min_valid_bids:
             await Tender.filter(id=tender.id).update(

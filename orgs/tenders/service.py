@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -29,11 +28,11 @@ from orgs.tenders.models import (
     TenderStatus,
 )
 from portal.cases.models import Case
+from portal.cases.service import SHANGHAI, utcnow
 from portal.i18n import _
 from portal.settings import Settings
 from portal.staff.models import Role, StaffUser
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 CODE = re.compile(r"^GT-[0-9]{4}-[0-9]{5}$")
 PROCEDURES = {"tender": _("Open tender (招标)"), "negotiation": _("Competitive negotiation (竞争性磋商)")}
 METHODS = {"lowest_price": _("Lowest price"), "comprehensive": _("Comprehensive scoring")}
@@ -63,10 +62,6 @@ class Draft:
     # (name, description, weight as a share of 1)
     criteria: list[tuple[str, str, Decimal]] = field(default_factory=list)
     source_case: str = ""
-
-
-def _now(now: datetime | None) -> datetime:
-    return now or datetime.now(UTC)
 
 
 def _add_years(day: date, years: int) -> date:
@@ -114,7 +109,7 @@ def _check_draft(d: Draft) -> None:
 async def create(d: Draft, *, actor: str, retender_of: Tender | None = None,
                  now: datetime | None = None) -> Tender:
     """A draft (planning) tender with its code. The rules are checked when it is published."""
-    now = _now(now)
+    now = now or utcnow()
     _check_draft(d)
     if not await Area.filter(id=d.area_id).exists():
         raise OrgError(_("Choose an area from the list."), 422)
@@ -185,7 +180,7 @@ def publish_problem(tender: Tender, criteria: list[TenderCriterion], settings: S
 
 async def publish(tender: Tender, settings: Settings, *, actor: str,
                   now: datetime | None = None) -> Tender:
-    now = _now(now)
+    now = now or utcnow()
     if tender.status != TenderStatus.PLANNING:
         raise OrgError(_("Only a draft can be published."), 409)
     problem = publish_problem(tender, await TenderCriterion.filter(tender_id=tender.id),
@@ -206,7 +201,7 @@ async def publish(tender: Tender, settings: Settings, *, actor: str,
 async def cancel(tender: Tender, settings: Settings, *, actor: str, reason: str,
                  now: datetime | None = None) -> Tender:
     """A draft or an open tender ends with a reason. Sealed bids are destroyed unopened."""
-    now = _now(now)
+    now = now or utcnow()
     reason = " ".join((reason or "").split())
     if not reason or len(reason) > 1000:
         raise OrgError(_("Give the reason for cancelling (up to 1,000 characters)."), 422)

@@ -9,9 +9,7 @@ many there are.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.datastructures import FormData
@@ -38,7 +36,6 @@ from portal.web.lang import page_language
 
 log = logging.getLogger("gridlink.orgs")
 router = APIRouter(prefix="/staff/tenders", include_in_schema=False)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 PAGE_SIZE = 200
 CRITERIA_ROWS = 5
 
@@ -67,28 +64,6 @@ def _share(request: Request, value: str, name: str) -> Decimal:
     if not 0 <= percent <= 100:
         raise web.refuse(request, _("{name}: give a percentage from 0 to 100."), 422, name=name)
     return percent / 100
-
-
-def _day(request: Request, value: str, name: str) -> date:
-    try:
-        day = date.fromisoformat(value.strip()[:10])
-        if 2000 <= day.year <= 2100:
-            return day
-    except ValueError:
-        pass
-    raise web.refuse(request, _("Please give {name} as YYYY-MM-DD, e.g. 2026-11-28."), 422,
-                     name=name)
-
-
-def _moment(request: Request, value: str, name: str) -> datetime:
-    """A Shanghai local time from a datetime-local field."""
-    try:
-        at = datetime.fromisoformat(value.strip()[:16])
-        if 2000 <= at.year <= 2100:
-            return at.replace(tzinfo=SHANGHAI)
-    except ValueError:
-        pass
-    raise web.refuse(request, _("Please give {name} as YYYY-MM-DD HH:MM."), 422, name=name)
 
 
 def _list(request: Request, form: FormData, name: str, limit: int) -> list[str]:
@@ -121,13 +96,13 @@ def _draft(request: Request, form: FormData) -> service.Draft:
         service_type=field("service_type", 24),
         area_id=web.number(area, web.INT4_MAX) or -1,
         budget=_decimal(request, field("budget", 30), t("Budget")),
-        contract_start=_day(request, field("contract_start", 20), t("Contract start")),
-        contract_end=_day(request, field("contract_end", 20), t("Contract end")),
+        contract_start=web.day(request, field("contract_start", 20), t("Contract start")),
+        contract_end=web.day(request, field("contract_end", 20), t("Contract end")),
         long_period_reason=field("long_period_reason", 2001),
         procedure=field("procedure", 24), method=method,
         price_weight=(_share(request, field("price_weight", 20), t("Price weight"))
                       if method == "comprehensive" else None),
-        deadline=_moment(request, field("deadline", 30), t("Bid deadline")),
+        deadline=web.moment(request, field("deadline", 30), t("Bid deadline")),
         handles_resident_data=field("handles_resident_data", 4) == "1",
         criteria=criteria, source_case=field("source_case", 40))
 
@@ -214,7 +189,7 @@ async def _step(request: Request, user: StaffUser, code: str, step: str):
         elif step == "retender":
             new = await service.retender(
                 tender, actor=web.staff_actor(user),
-                deadline=_moment(request, web.text(request, form, "deadline", 30),
+                deadline=web.moment(request, web.text(request, form, "deadline", 30),
                                  t("Bid deadline")))
             url, done = f"/staff/tenders/{new.code}", t("A new draft was made: check and "
                                                         "publish it.")

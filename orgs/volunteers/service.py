@@ -14,9 +14,9 @@ from tortoise.transactions import in_transaction
 
 from orgs.privacy import mask_phone
 from orgs.registry.models import Area
-from orgs.registry.service import SHANGHAI
 from orgs.volunteers.models import PointsEntry, Volunteer
 from portal.cases.models import Person
+from portal.cases.service import SHANGHAI
 from portal.db import run_sql
 from portal.i18n import _
 from portal.intake.text import CONTROL_CHARS

@@ -34,11 +34,11 @@ from portal.cases.models import (
     OPEN_STATUSES,
     RATEABLE,
     Case,
-    Identity,
     Person,
     Report,
     Subscription,
 )
+from portal.cases.rating_form import RatingForm, reporter_id
 from portal.cases.service import subscribe, utcnow
 from portal.i18n import _, gettext_for
 from portal.intake.service import person_for, submit, validate
@@ -454,23 +454,20 @@ async def _tracking_page(request: Request, case: Case, *, merged_from: str | Non
     }, status_code=status_code)
 
 
-async def _rating_form(request: Request, case: Case, rated: bool) -> dict | None:
+async def _rating_form(request: Request, case: Case, rated: bool) -> RatingForm | None:
     """The rating form (POST /cases/{code}/rating, feedback/routes.py) for the browser that
     reported the case; None for everyone else. Hidden until the case is resolved: the page's
     script shows it when the live update says so."""
-    identity = web_reporter(request) if case.status in (*OPEN_STATUSES, *RATEABLE) else None
-    if identity is None:
+    if case.status not in (*OPEN_STATUSES, *RATEABLE):
         return None
-    person_id = await Identity.get_or_none(key=identity).values_list("person_id", flat=True)
-    if person_id is None or not await Report.exists(case_id=case.id, person_id=person_id):
+    person_id = await reporter_id(web_reporter(request), case)
+    if person_id is None:
         return None
     # The person's rating so far, through the case's `ratings` (feedback.models.Rating).
     previous = await case.ratings.filter(person_id=person_id).first()
-    score = "" if previous is None else "0" if previous.fixed is False else str(previous.score)
-    return {"action": f"/cases/{case.code}/rating", "score": score,
-            "comment": (previous.comment or "") if previous else "", "errors": {},
-            "done": rated and previous is not None, "before": previous is not None,
-            "hidden": case.status not in RATEABLE}
+    return RatingForm.filled(f"/cases/{case.code}/rating", previous,
+                             done=rated and previous is not None,
+                             hidden=case.status not in RATEABLE)
 
 
 def _last_event_id(request: Request) -> int:

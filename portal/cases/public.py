@@ -121,6 +121,11 @@ def public_case(case: Case, language: str, departments: dict[int, Department]) -
     )
 
 
+def case_url(base_url: str, code: str) -> str:
+    """The case's tracking page, as a whole address (for messages)."""
+    return f"{base_url.rstrip('/')}/cases/{code}"
+
+
 async def departments() -> dict[int, Department]:
     """Every department (a handful of rows), by id."""
     return {d.id: d for d in await Department.all()}

@@ -68,6 +68,11 @@ def centre(user: StaffUser) -> bool:
     return user.role in (Role.OPERATOR, Role.ADMIN)
 
 
+def works_cases(user: StaffUser) -> bool:
+    """Everyone but an evaluator, whose console is the tenders it evaluates (orgs)."""
+    return user.role != Role.EVALUATOR
+
+
 def scope(user: StaffUser) -> QuerySet[Case]:
     """The cases `user` may see."""
     if not centre(user):
@@ -343,10 +348,6 @@ def day_bounds(since: date | None, until: date | None) -> tuple[datetime | None,
         raise Refused("invalid", _("The first day of the period is after its last day."))
     return (_shanghai(since, end=False) if since else None,
             _shanghai(until, end=True) if until else None)
-
-
-def may_run_centre_steps(user: StaffUser) -> bool:
-    return centre(user)
 
 
 def offered_statuses(user: StaffUser, status: Status) -> list[Status]:

@@ -29,7 +29,7 @@ from feedback import metrics
 from feedback.models import Rating
 from portal.cases.categories import BY_KEY as CATEGORIES
 from portal.cases.categories import CATEGORIES as CATEGORY_LIST
-from portal.cases.models import OPEN_STATUSES, Case, Department, Report, Status
+from portal.cases.models import OPEN_STATUSES, Department, Report, Status
 from portal.cases.service import STATUS_LABELS, CaseError
 from portal.http import BodyTooLarge, bounded_stream
 from portal.i18n import _, gettext_for
@@ -154,7 +154,8 @@ async def console_page(request: Request, user: StaffUser | None, name: str, cont
     now = datetime.now(UTC)
     ctx = {
         "user": user, "flash": _flash(request), "departments": departments,
-        "is_centre": user is not None and casework.may_run_centre_steps(user),
+        "is_centre": user is not None and casework.centre(user),
+        "works_cases": user is not None and casework.works_cases(user),
         "is_admin": user is not None and user.role == Role.ADMIN,
         "status_name": lambda s: t(STATUS_LABELS[Status(s)]) if s in Status._value2member_map_
         else s,
@@ -338,8 +339,7 @@ def _cursor(request: Request, value: str | None) -> int | None:
 async def queue(request: Request, user: Console, status: str = "open", category: str = "",
                 department: str = "", duplicates: str = "", overdue: str = "", q: str = "",
                 review: str = "", before: str | None = None, after: str | None = None):
-    if user.role == Role.EVALUATOR:
-        # An evaluator works no case: its console is the tenders it evaluates (orgs).
+    if not casework.works_cases(user):
         return RedirectResponse("/staff/tenders", status_code=303)
     if status == "open":
         statuses = list(OPEN_STATUSES)
@@ -408,7 +408,7 @@ async def _case_view(request: Request, user: StaffUser, code: str, *,
     settings = request.app.state.settings
     status = Status(case.status)
     offered = casework.offered_statuses(user, status)
-    centre = casework.may_run_centre_steps(user)
+    centre = casework.centre(user)
     report_photos: dict[int, list] = {}
     for photo in case.photos:
         if photo.report_id is not None:
@@ -426,16 +426,15 @@ async def _case_view(request: Request, user: StaffUser, code: str, *,
         "overdue": casework.is_overdue(case, datetime.now(UTC), settings.overdue_days),
         "map_points": _map_points(case) if settings.map_tile_url else [],
         "max_photo_mb": settings.max_photo_bytes // (1024 * 1024),
+        "review_requested_at": case.review_requested_at,
         **await _satisfaction(case.id),
         **({"flash": {"kind": "bad", "text": refusal}} if refusal else {}),
     }, status_code=status_code)
 
 
 async def _satisfaction(case_id: int) -> dict:
-    """The case's ratings for the case page, and whether a poor one asks for a review."""
+    """The case's ratings for the case page."""
     return {
-        "review_requested_at": await Case.get(id=case_id)
-        .values_list("review_requested_at", flat=True),
         "rating_rollup": await metrics.case_rollup(case_id),
         "ratings": await Rating.filter(case_id=case_id).order_by("-updated_at", "-id"),
     }
