@@ -161,7 +161,7 @@ CASE_COLS = ("id", "code", "category", "status", "summary", "lat", "lng", "cell"
 REPORT_COLS = ("id", "identity", "channel", "language", "text", "category", "raw_lat",
                "raw_lng", "crs", "lat", "lng", "address", "received_at", "external_ref", "join",
                "score", "extra", "created_at", "case_id", "person_id")
-PERSON_COLS = ("id", "language", "email", "phone", "created_at")
+PERSON_COLS = ("id", "language", "email", "phone", "created_at", "updates_at_night")
 IDENTITY_COLS = ("id", "key", "kind", "created_at", "person_id")
 SUBSCRIPTION_COLS = ("id", "identity", "reason", "created_at", "case_id", "person_id")
 EVENT_COLS = ("id", "kind", "status_from", "status_to", "public_note", "internal_note", "actor",
@@ -342,7 +342,7 @@ class Generator:
             created = self.now - timedelta(days=rng.uniform(0, 900),
                                            microseconds=rng.randint(1, 999_999))
             persons.append((pid, "zh-CN" if rng.random() < 0.93 else "en",
-                            key[4:] if kind == "web" else None, None, created))
+                            key[4:] if kind == "web" else None, None, created, False))
             identities.append((pid, key, kind, created, pid))
         if self.sqlite:
             return as_sqlite("person", persons), as_sqlite("identity", identities)

@@ -17,7 +17,6 @@ from portal.app import create_app
 app = create_app()
 
 
-@app.post("/bench/insert", include_in_schema=False)
 async def bench_insert(request: Request) -> dict:
     body = (await request.body()).decode()
     conn = connections.get("default")
@@ -27,3 +26,17 @@ async def bench_insert(request: Request) -> dict:
         f"INSERT INTO bench_insert (body, created_at) VALUES ({values}) RETURNING id",
         [body, now])
     return {"id": rows[0]["id"]}
+
+
+def _beside_open311_post() -> None:
+    """The route goes where the Open311 POST is, so that matching it costs what matching the
+    Open311 POST does (the app's routes are matched in order)."""
+    routes = app.router.routes
+    at = next(i for i, r in enumerate(routes)
+              if getattr(r, "path", "") == "/open311/v2/requests.{fmt}"
+              and "POST" in getattr(r, "methods", ()))
+    app.post("/bench/insert", include_in_schema=False)(bench_insert)
+    routes.insert(at, routes.pop())
+
+
+_beside_open311_post()

@@ -24,6 +24,7 @@ from portal.seed import ensure_reference_data
 from portal.settings import Settings, get_settings
 from portal.web import lang, templating
 from portal.web.keys import secret_key
+from portal.web.routing import add_routes
 
 log = logging.getLogger("gridlink")
 
@@ -152,17 +153,10 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     from portal.staff.routes import router as staff_router
 
     app.state.report_as = report_as
-    app.include_router(open311_router)
-    app.include_router(hotline_router)
-    app.include_router(staff_router)
-    for router in orgs_app.staff_routers():
-        app.include_router(router)
-    app.include_router(staff_pages)
-    for router in orgs_app.public_routers():
-        app.include_router(router)
-    app.include_router(resident_pages)
-    app.include_router(feedback_pages)
-    app.include_router(lang.router)
+    for router in (open311_router, hotline_router, staff_router, *orgs_app.staff_routers(),
+                   staff_pages, *orgs_app.public_routers(), resident_pages, feedback_pages,
+                   lang.router):
+        add_routes(app, router)
     app.mount("/static", StaticFiles(directory=templating.STATIC), name="static")
     app.add_middleware(HeadAsGet)
 

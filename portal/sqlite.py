@@ -101,10 +101,18 @@ class InlineConnection:
 MMAP_BYTES = 2**31
 
 
+# Savepoint undo logs in memory: the intake writes reports that arrive together in one
+# transaction, each in a savepoint (portal/intake/group_commit.py), and SQLite spills each
+# savepoint's pages to a temporary file past 64 KiB, one write per page. The app's queries are
+# bounded, so temporary sorts held in memory stay small.
+TEMP_STORE_MEMORY = 2
+
+
 class InlineSqliteClient(SqliteClient):
     def __init__(self, file_path: str, **kwargs: Any) -> None:
         super().__init__(file_path, **kwargs)
         self.pragmas.setdefault("mmap_size", MMAP_BYTES)
+        self.pragmas.setdefault("temp_store", TEMP_STORE_MEMORY)
 
     async def create_connection(self, with_db: bool) -> None:
         if not self._connection:

@@ -54,13 +54,10 @@ REPLACED = marker_set("876543.21")
 WITHDRAWN = marker_set("765432.19")
 
 
-def walk(routes, prefix: str = ""):
+def walk(routes):
     for route in routes:
-        if type(route).__name__ == "_IncludedRouter":
-            yield from walk(route.original_router.routes,
-                            prefix + route.include_context.prefix)
-        elif hasattr(route, "path"):
-            yield prefix + route.path, getattr(route, "methods", None) or set()
+        if hasattr(route, "path"):
+            yield route.path, getattr(route, "methods", None) or set()
 
 
 def get_paths(app, values: dict[str, str]) -> list[str]:

@@ -42,6 +42,9 @@ async def test_transactions_commit_roll_back_and_interleave(tmp_path):
         # Pages are read through a memory map (a URL's own mmap_size would win).
         rows = await client.execute_query_dict("PRAGMA mmap_size")
         assert list(rows[0].values())[0] > 0
+        # Savepoints' undo logs in memory (group commit).
+        rows = await client.execute_query_dict("PRAGMA temp_store")
+        assert list(rows[0].values())[0] == 2
         await client.execute_script("CREATE TABLE t (v INTEGER)")
         with pytest.raises(RuntimeError):
             async with in_transaction() as conn:

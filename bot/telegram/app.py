@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from bot import lifecycle
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
+from portal.web.routing import add_routes
 
 log = logging.getLogger("gridlink.telegram")
 
@@ -23,7 +24,7 @@ def attach(app: FastAPI, settings: Settings, throttle: Throttle) -> None:
     from bot.telegram.routes import router
 
     app.state.telegram = TelegramChannel.build(settings, throttle)
-    app.include_router(router)
+    add_routes(app, router)
 
 
 def running(app: FastAPI):

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from bot import lifecycle
 from portal.intake.throttle import Throttle
 from portal.settings import Settings
+from portal.web.routing import add_routes
 
 log = logging.getLogger("gridlink.wechat")
 
@@ -24,7 +25,7 @@ def attach(app: FastAPI, settings: Settings, throttle: Throttle) -> None:
     from bot.wechat.routes import router
 
     app.state.wechat = WeChatChannel.build(settings, throttle)
-    app.include_router(router)
+    add_routes(app, router)
 
 
 def running(app: FastAPI):

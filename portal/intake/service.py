@@ -8,7 +8,6 @@ subscription and the events (and a first report's person) together.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
@@ -32,6 +31,7 @@ from portal.cases.service import SHANGHAI, CaseError, merge_cases, utcnow
 from portal.db import run_sql
 from portal.i18n import _, gettext_for
 from portal.intake import geo, matching, text
+from portal.intake.group_commit import GroupCommit
 from portal.intake.submission import (
     CHANNELS,
     CRS,
@@ -46,8 +46,8 @@ from portal.settings import Settings
 
 # Same reporter, same problem: a resend this similar joins their earlier case as a repeat.
 REPEAT_SIMILARITY = 0.6
-# On SQLite every writer queues anyway; this keeps candidate search and insert together.
-_sqlite_lock = asyncio.Lock()
+# On SQLite the intake's writes that arrive together share one transaction and its commit.
+_sqlite_writes = GroupCommit()
 
 
 # Control characters (NUL breaks PostgreSQL text) other than newline and tab.
@@ -454,23 +454,30 @@ async def submit(sub: Submission, *, throttle: Throttle | None, settings: Settin
         feats.lat, feats.lng = lat, lng
 
     first = False
+
+    async def write(conn) -> tuple[int, str, CaseRow, dict[int, str], int]:
+        nonlocal first
+        # Advisory locks serialise twin submissions on PostgreSQL; SQLite has one writer.
+        person_id = await _reporter(conn, sub, _lock_keys(lat, lng, feats) if pg else None)
+        # None for a first report: the person is then created with the report.
+        first = person_id is None
+        repeat_of = None
+        if not first:
+            repeat_of = await _find_repeat(person_id, feats, now, settings, conn)
+            if repeat_of is None:
+                await _count_new_report(throttle, person_id, sub.language)
+        filed = await _file(sub, person_id, feats, lat, lng, now, repeat_of,
+                            located_by_address, settings, conn)
+        if first:
+            await _count_new_report(throttle, filed[4], sub.language)
+        return filed
+
     try:
-        async with _sqlite_lock if not pg else _NullLock():
+        if pg:
             async with in_transaction() as conn:
-                # Advisory locks serialise twin submissions on PostgreSQL; SQLite has one writer.
-                person_id = await _reporter(conn, sub, _lock_keys(lat, lng, feats) if pg else None)
-                # None for a first report: the person is then created with the report.
-                first = person_id is None
-                repeat_of = None
-                if not first:
-                    repeat_of = await _find_repeat(person_id, feats, now, settings, conn)
-                    if repeat_of is None:
-                        await _count_new_report(throttle, person_id, sub.language)
-                report_id, join, case, codes, person_id = await _file(
-                    sub, person_id, feats, lat, lng, now, repeat_of, located_by_address,
-                    settings, conn)
-                if first:
-                    await _count_new_report(throttle, person_id, sub.language)
+                report_id, join, case, codes, _ = await write(conn)
+        else:
+            report_id, join, case, codes, _ = await _sqlite_writes.run(write)
     except IntegrityError:
         # Two first reports of one identity at once (the other created the person), or two
         # deliveries of one submission at once (the other filed it): the retry finds theirs.
@@ -508,14 +515,6 @@ async def _count_new_report(throttle: Throttle | None, person_id: int, language:
     retry_after = await throttle.hit(person_id)
     if retry_after is not None:
         raise Throttled(retry_after, _throttle_message(language, retry_after))
-
-
-class _NullLock:
-    async def __aenter__(self):
-        return None
-
-    async def __aexit__(self, *exc):
-        return False
 
 
 def _throttle_message(language: str, retry_after: float) -> str:

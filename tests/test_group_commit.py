@@ -1,0 +1,70 @@
+"""portal.intake.group_commit: SQLite writes that arrive together share one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from portal import db
+from portal.intake.group_commit import GroupCommit
+
+
+async def test_each_write_is_undone_alone_and_answered_once_committed(tmp_path):
+    path = tmp_path / "group.sqlite3"
+    await db.init_db(f"sqlite://{path}")
+    try:
+        await connections.get("default").execute_script("CREATE TABLE t (v INTEGER)")
+        group = GroupCommit()
+        seen: dict[int, int] = {}
+
+        async def write(n: int) -> int:
+            async def work(conn) -> int:
+                rows = await conn.execute_query_dict("SELECT count(*) AS c FROM t")
+                seen[n] = rows[0]["c"]
+                await conn.execute_query("INSERT INTO t (v) VALUES (?)", [n])
+                if n == 3:
+                    raise ValueError("refused")
+                return n * 10
+            return await group.run(work)
+
+        results = await asyncio.gather(*(write(n) for n in range(6)), return_exceptions=True)
+        assert results[:3] + results[4:] == [0, 10, 20, 40, 50]
+        assert isinstance(results[3], ValueError)
+        # In arrival order, each after the writes before it; the refused one left nothing.
+        assert seen == {0: 0, 1: 1, 2: 2, 3: 3, 4: 3, 5: 4}
+        # Answered only once committed: another connection sees every accepted write.
+        other = sqlite3.connect(path)
+        try:
+            assert sorted(v for (v,) in other.execute("SELECT v FROM t")) == [0, 1, 2, 4, 5]
+        finally:
+            other.close()
+        # A lone write later still goes through.
+        assert await write(7) == 70
+    finally:
+        await db.close_db()
+
+
+async def test_a_write_inside_the_callers_transaction_is_part_of_it(tmp_path):
+    await db.init_db(f"sqlite://{tmp_path / 'inside.sqlite3'}")
+    try:
+        client = connections.get("default")
+        await client.execute_script("CREATE TABLE t (v INTEGER)")
+        group = GroupCommit()
+
+        async def work(conn) -> None:
+            await conn.execute_query("INSERT INTO t (v) VALUES (?)", [1])
+
+        with pytest.raises(RuntimeError):
+            async with in_transaction():
+                await asyncio.wait_for(group.run(work), timeout=10)
+                raise RuntimeError("the caller changes its mind")
+        assert await client.execute_query_dict("SELECT v FROM t") == []
+        async with in_transaction():
+            await group.run(work)
+        assert await client.execute_query_dict("SELECT v FROM t") == [{"v": 1}]
+    finally:
+        await db.close_db()
