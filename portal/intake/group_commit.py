@@ -34,7 +34,7 @@ class GroupCommit:
     def __init__(self, max_batch: int = MAX_BATCH):
         self.max_batch = max_batch
         self._waiting: deque[tuple[Work, asyncio.Future]] = deque()
-        self._running = False
+        self._task: asyncio.Task | None = None
 
     async def run(self, work: Work) -> Any:
         """`await work(conn)` inside a transaction shared with other writes; its result once
@@ -44,13 +44,18 @@ class GroupCommit:
             # a batch must not be, nor wait for the connection that transaction holds).
             async with in_transaction() as conn:
                 return await work(conn)
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._task.get_loop() is not loop:
+            # Another event loop (a restarted server, the next test): the old one's writes
+            # went with it.
+            self._waiting.clear()
+            self._task = None
+        future = loop.create_future()
         self._waiting.append((work, future))
-        if not self._running:
-            self._running = True
+        if self._task is None or self._task.done():
             # Its own task, so that a caller that goes away (a client hung up) does not
-            # take the batch with it.
-            asyncio.get_running_loop().create_task(self._drain())
+            # take the batch with it; kept, as the loop holds tasks only weakly.
+            self._task = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -60,7 +65,6 @@ class GroupCommit:
                          for _ in range(min(self.max_batch, len(self._waiting)))]
                 await self._write(batch)
         finally:
-            self._running = False
             # Only when the loop itself is stopping (shutdown): nobody waits for ever.
             while self._waiting:
                 _, future = self._waiting.popleft()
