@@ -86,7 +86,14 @@ class InlineConnection:
 
     async def commit(self) -> None:
         if self._conn.in_transaction:
-            await asyncio.to_thread(self._conn.commit)
+            try:
+                await asyncio.to_thread(self._conn.commit)
+            except sqlite3.Error:
+                # SQLite keeps the transaction open after some failed commits (a deferred
+                # foreign key, a full disk): Tortoise's next BEGIN would commit it after all.
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                raise
 
     async def rollback(self) -> None:
         self._conn.rollback()

@@ -68,3 +68,34 @@ async def test_a_write_inside_the_callers_transaction_is_part_of_it(tmp_path):
         assert await client.execute_query_dict("SELECT v FROM t") == [{"v": 1}]
     finally:
         await db.close_db()
+
+
+async def test_a_batch_whose_commit_fails_fails_every_write_and_leaves_nothing(tmp_path):
+    await db.init_db(f"sqlite://{tmp_path / 'fails.sqlite3'}")
+    try:
+        client = connections.get("default")
+        await client.execute_script(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE t (v INTEGER); "
+            "CREATE TABLE child (parent_id INTEGER REFERENCES parent (id))")
+        group = GroupCommit()
+
+        def insert(v: int):
+            async def work(conn) -> int:
+                await conn.execute_query("INSERT INTO t (v) VALUES (?)", [v])
+                return v
+            return work
+
+        async def breaks_the_commit(conn) -> None:
+            # Checked only at COMMIT, which then fails and leaves the transaction open.
+            await conn.execute_query("PRAGMA defer_foreign_keys = ON")
+            await conn.execute_query("INSERT INTO child (parent_id) VALUES (42)")
+
+        results = await asyncio.gather(group.run(insert(1)), group.run(breaks_the_commit),
+                                       group.run(insert(2)), return_exceptions=True)
+        assert all(isinstance(r, Exception) for r in results), results
+        # The connection is usable again, and what failed is not committed with what follows.
+        assert await group.run(insert(3)) == 3
+        assert await client.execute_query_dict("SELECT v FROM t") == [{"v": 3}]
+        assert await client.execute_query_dict("SELECT * FROM child") == []
+    finally:
+        await db.close_db()
