@@ -292,3 +292,18 @@ async def test_a_notice_reaches_wechat_as_text_in_the_window_else_as_the_templat
     assert template["url"] == f"{BASE}/orgs/tenders/GT-2026-00012"
     values = {k: v["value"] for k, v in template["data"].items()}
     assert values["character_string1"] == "GT-2026-00012"
+
+
+async def test_the_account_page_counts_unread_notices_until_they_are_seen(app):
+    account = await orgs_setup.account("lead671")
+    for n in range(3):
+        await result_notice(account, ref=f"count:{n}")
+    async with await orgs_setup.member_client(app, account) as browser:
+        page = await browser.get("/account?lang=en", headers=HTML)
+        assert page.status_code == 200 and "My notices" in page.text
+        assert "3 unread" in text_of(page.text)
+        zh = await browser.get("/account?lang=zh-CN", headers=HTML)
+        assert "3 条未读" in text_of(zh.text)
+        await browser.get("/account/notices?lang=en", headers=HTML)
+        seen = await browser.get("/account?lang=en", headers=HTML)
+        assert "My notices" in seen.text and "unread" not in text_of(seen.text)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from tortoise.transactions import in_transaction
 
+from feedback.models import PersonNotice
 from orgs import notify, web
 from orgs.accounts import service
 from orgs.accounts.models import Account
@@ -156,9 +157,10 @@ async def _account_page(request: Request, member: web.Member, *, code: str | Non
         .order_by("id").values_list("key", flat=True)
     done = DONE.get(request.query_params.get("done", ""))
     invitation = await service.invitation_of(account)
+    unread = await PersonNotice.filter(person_id=account.person_id, read_at__isnull=True).count()
     return render(request, "orgs/account/account.html", {
         "account": account, "member": member, "chats": [_chat_label(k) for k in chats],
-        "invitation": invitation,
+        "invitation": invitation, "unread_notices": unread,
         "code": code, "done": t(done) if done else None})
 
 
