@@ -61,6 +61,12 @@ class InlineConnection:
         return fn(*args)
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Cursor:
+        if sql == "BEGIN":
+            # Tortoise's transactions write: take the write lock at once. A deferred BEGIN reads
+            # first, and once another process (a second server worker, `gridlink worker`)
+            # commits, every write of the transaction fails with "database is locked". Waiting
+            # for that lock here blocks no longer than the first write would have.
+            sql = "BEGIN IMMEDIATE"
         return _Cursor(await self._run(sql, self._conn.execute, sql, parameters or ()))
 
     def _insert(self, sql: str, parameters: Iterable[Any]) -> Any:

@@ -90,12 +90,79 @@ async def test_a_batch_whose_commit_fails_fails_every_write_and_leaves_nothing(t
             await conn.execute_query("PRAGMA defer_foreign_keys = ON")
             await conn.execute_query("INSERT INTO child (parent_id) VALUES (42)")
 
+        async def refused(conn) -> None:
+            raise ValueError("refused on its own")
+
         results = await asyncio.gather(group.run(insert(1)), group.run(breaks_the_commit),
-                                       group.run(insert(2)), return_exceptions=True)
+                                       group.run(refused), group.run(insert(2)),
+                                       return_exceptions=True)
         assert all(isinstance(r, Exception) for r in results), results
+        # A write that failed on its own keeps its reason (a throttled reporter hears so).
+        assert isinstance(results[2], ValueError)
+        assert "FOREIGN KEY" in str(results[0]) and "FOREIGN KEY" in str(results[3])
         # The connection is usable again, and what failed is not committed with what follows.
         assert await group.run(insert(3)) == 3
         assert await client.execute_query_dict("SELECT v FROM t") == [{"v": 3}]
         assert await client.execute_query_dict("SELECT * FROM child") == []
     finally:
+        await db.close_db()
+
+
+async def test_a_transaction_the_database_undoes_fails_every_write_of_its_batch(tmp_path):
+    await db.init_db(f"sqlite://{tmp_path / 'full.sqlite3'}")
+    try:
+        client = connections.get("default")
+        await client.execute_script("CREATE TABLE t (v INTEGER, blob BLOB)")
+        pages = (await client.execute_query_dict("PRAGMA page_count"))[0]["page_count"]
+        group = GroupCommit()
+
+        def insert(v: int, size: int = 10):
+            async def work(conn) -> int:
+                await conn.execute_query("INSERT INTO t (v, blob) VALUES (?, zeroblob(?))",
+                                         [v, size])
+                return v
+            return work
+
+        # A full disk: SQLite rolls the whole transaction back, not only the statement.
+        await client.execute_query(f"PRAGMA max_page_count = {pages + 20}")
+        results = await asyncio.gather(
+            group.run(insert(1)), group.run(insert(2)), group.run(insert(3, 1_000_000)),
+            group.run(insert(4)), return_exceptions=True)
+        assert all(isinstance(r, Exception) for r in results), results
+        assert all("full" in str(r) for r in results), results
+        await client.execute_query("PRAGMA max_page_count = 1073741823")
+        assert await group.run(insert(5)) == 5
+        rows = await client.execute_query_dict("SELECT v FROM t")
+        assert rows == [{"v": 5}]
+    finally:
+        await db.close_db()
+
+
+async def test_another_process_committing_meanwhile_does_not_undo_a_write(tmp_path):
+    path = tmp_path / "two.sqlite3"
+    await db.init_db(f"sqlite://{path}")
+    other = sqlite3.connect(path, timeout=0.2)  # as a second server process would
+    try:
+        await connections.get("default").execute_script("CREATE TABLE t (v INTEGER)")
+        group = GroupCommit()
+        other_said: list[str] = []
+
+        async def reads_then_writes(conn) -> int:
+            await conn.execute_query_dict("SELECT count(*) AS c FROM t")
+            try:
+                other.execute("INSERT INTO t (v) VALUES (100)")
+                other.commit()
+                other_said.append("committed")
+            except sqlite3.OperationalError as exc:
+                other_said.append(str(exc))
+            await conn.execute_query("INSERT INTO t (v) VALUES (1)")
+            return 1
+
+        # The batch holds the write lock from its start: the other process waits its turn
+        # (here it gives up after 0.2 s), and the batch's write stands.
+        assert await group.run(reads_then_writes) == 1
+        assert other_said == ["database is locked"]
+        assert [v for (v,) in other.execute("SELECT v FROM t")] == [1]
+    finally:
+        other.close()
         await db.close_db()

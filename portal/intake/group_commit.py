@@ -7,7 +7,10 @@ intake's writes queue; whoever finds the queue idle runs it: every write waiting
 moment goes into one transaction, each in a savepoint of its own (a failing write, a throttled
 reporter say, undoes only itself), then one COMMIT. Writes that arrive meanwhile make the next
 batch. Nobody is answered before the commit that holds their write: a batch that fails to
-commit fails every write in it. A lone write is committed at once, as before.
+commit, or whose transaction SQLite undoes by itself (a full disk, an I/O error), fails every
+write in it, except that a write refused on its own keeps its reason. A lone write is
+committed at once, as before. The connection is held for the whole batch, but the event loop
+is not: other requests get a turn between writes.
 
 Writes run one after another in the same transaction, so a write sees the writes before it
 in its batch: two reports of one problem in one batch still make one case.
@@ -72,35 +75,61 @@ class GroupCommit:
                     future.set_exception(RuntimeError("the server is stopping"))
 
     async def _write(self, batch: list[tuple[Work, asyncio.Future]]) -> None:
-        done: list[tuple[asyncio.Future, bool, Any]] = []
+        outcome: dict[asyncio.Future, tuple[bool, Any]] = {}
         try:
             async with in_transaction() as conn:
                 if len(batch) == 1:
                     # Alone, the transaction is its own: no savepoint, whose undo pages cost
                     # SQLite a write each.
                     work, future = batch[0]
-                    done.append((future, True, await work(conn)))
+                    outcome[future] = (True, await work(conn))
                 else:
                     for work, future in batch:
                         try:
                             async with in_transaction() as savepoint:
-                                done.append((future, True, await work(savepoint)))
+                                value = await work(savepoint)
                         except Exception as exc:  # handed to its caller, not to the batch
-                            done.append((future, False, exc))
+                            outcome[future] = (False, exc)
+                        else:
+                            outcome[future] = (True, value)
+                        if not _open(conn):
+                            # A full disk, an I/O error: SQLite rolled the whole transaction
+                            # back, the writes before this one with it (and the savepoint's
+                            # own undo then failed on top of the first error).
+                            ok, failed = outcome.pop(future)
+                            cause = None if ok else failed.__context__ or failed
+                            raise TransactionLost(
+                                f"the database undid the transaction: {cause}") from cause
+                        # Other requests get a turn between writes (the connection stays held).
+                        await asyncio.sleep(0)
         except BaseException as exc:
-            # The commit, the transaction or a lone write failed: nothing of the batch is
-            # written.
+            # The commit or the transaction failed, or a lone write did: nothing of the batch
+            # is written. A write that failed on its own keeps its own reason.
+            failure = exc if isinstance(exc, Exception) else RuntimeError(
+                "the write was interrupted")
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception)
-                                         else RuntimeError("the write was interrupted"))
+                ok, value = outcome.get(future, (True, None))
+                _settle(future, False, failure if ok or value is exc else value)
             if not isinstance(exc, Exception):
                 raise
             return
-        for future, ok, value in done:
-            if future.done():  # its caller was cancelled
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        for future, (ok, value) in outcome.items():
+            _settle(future, ok, value)
+
+
+class TransactionLost(Exception):
+    """SQLite ended a batch's transaction by itself: none of its writes is kept."""
+
+
+def _open(conn) -> bool:
+    # The driver's own view: SQLite may have rolled back without Tortoise knowing.
+    return conn._connection.in_transaction
+
+
+def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
+    if future.done():  # its caller was cancelled
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
