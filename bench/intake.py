@@ -838,7 +838,7 @@ async def create_bench_objects(url: str) -> str:
             await conn.execute_script(
                 "CREATE TABLE IF NOT EXISTS bench_insert (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                 "body TEXT NOT NULL, created_at TIMESTAMP NOT NULL)")
-        return await create_api_key("bench", "open311")
+        return (await create_api_key("bench", "open311"))[1]
     finally:
         await db.close_db()
 

@@ -1,5 +1,5 @@
 """The `gridlink` command: serve, migrate, worker, scheduler, seed-demo, createuser, apikey,
-telegram, wechat."""
+apikeys, telegram, wechat."""
 
 from __future__ import annotations
 
@@ -182,11 +182,44 @@ def apikey(name: str, kind: str, line: str | None) -> None:
     from portal.staff.service import StaffError, create_api_key
 
     try:
-        key = _run(lambda: create_api_key(name, kind, line))
+        _, key = _run(lambda: create_api_key(name, kind, line))
     except StaffError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     click.echo(key)
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def apikeys(ctx: click.Context) -> None:
+    """List the API keys (never the keys themselves); `apikeys deactivate ID` stops one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from portal.staff.service import api_keys
+
+    rows = _run(api_keys)
+    if not rows:
+        click.echo("No API keys yet: `gridlink apikey NAME --kind open311` creates one.")
+    for k in rows:
+        line = f" line {k.line}" if k.line else ""
+        state = "active" if k.active else "deactivated"
+        click.echo(f"{k.id:>5}  {k.kind}{line}  {state}  {k.created_at:%Y-%m-%d %H:%M} UTC  "
+                   f"{k.name}")
+
+
+@apikeys.command("deactivate")
+@click.argument("key_id", type=click.IntRange(1, 2**31 - 1))
+def deactivate_apikey(key_id: int) -> None:
+    """Refuse the key from now on (running servers within 30 seconds)."""
+    from portal.staff.service import NoSuchApiKey, deactivate_api_key
+
+    try:
+        row = _run(lambda: deactivate_api_key(key_id))
+    except NoSuchApiKey as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"API key {row.id} ({row.name}) is deactivated; running servers refuse it "
+               "within 30 seconds.")
 
 
 main.add_command(telegram)

@@ -52,6 +52,32 @@ def test_createuser_and_apikey(empty_database_url, tmp_path):
     assert no_line.returncode == 1 and "12345" in no_line.stderr
 
 
+def test_apikeys_lists_the_keys_without_them_and_deactivates_one(empty_database_url, tmp_path):
+    assert run(["migrate"], empty_database_url, tmp_path).returncode == 0
+    empty = run(["apikeys"], empty_database_url, tmp_path)
+    assert empty.returncode == 0 and "No API keys yet" in empty.stdout
+    hotline = run(["apikey", "12319 城建热线", "--kind", "hotline", "--line", "12319"],
+                  empty_database_url, tmp_path).stdout.strip()
+    app = run(["apikey", "随手拍", "--kind", "open311"], empty_database_url, tmp_path).stdout.strip()
+    listed = run(["apikeys"], empty_database_url, tmp_path)
+    assert listed.returncode == 0
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2
+    assert "open311" in lines[0] and "active" in lines[0] and "随手拍" in lines[0]
+    assert "hotline line 12319" in lines[1] and "12319 城建热线" in lines[1]
+    assert hotline not in listed.stdout and app not in listed.stdout
+    first_id = lines[1].split()[0]
+
+    off = run(["apikeys", "deactivate", first_id], empty_database_url, tmp_path)
+    assert off.returncode == 0 and "deactivated" in off.stdout
+    after = run(["apikeys"], empty_database_url, tmp_path).stdout.splitlines()
+    assert "deactivated" in after[1] and " active " in after[0]
+    missing = run(["apikeys", "deactivate", "999"], empty_database_url, tmp_path)
+    assert missing.returncode == 1 and "no API key" in missing.stderr
+    bad = run(["apikeys", "deactivate", "0"], empty_database_url, tmp_path)
+    assert bad.returncode == 2
+
+
 def test_two_workers_start_on_a_fresh_sqlite_file(tmp_path):
     """`serve` migrates and seeds once before uvicorn starts its workers: they only read the
     reference data (seeding it at the same moment, they failed with "database is locked")."""

@@ -35,7 +35,7 @@ def ticket(no="A001", line="12345", **kw) -> dict:
 
 @pytest.fixture
 async def keys(clean_db) -> dict[str, str]:
-    return {line: await create_api_key(f"{line} system", "hotline", line)
+    return {line: (await create_api_key(f"{line} system", "hotline", line))[1]
             for line in ("12345", "12319", "962121")}
 
 
@@ -124,7 +124,7 @@ async def test_times_at_the_ends_of_the_calendar_are_rejected_not_crashed_on(cli
 @pytest.mark.parametrize("key", [None, "", "not-a-key", "open311"])
 async def test_a_missing_or_wrong_key_is_refused(client, keys, key):
     if key == "open311":
-        key = await create_api_key("a client", "open311")
+        _, key = await create_api_key("a client", "open311")
     res = await post(client, key, {"tickets": [ticket()]})
     assert res.status_code == 401
     assert "X-Api-Key" in res.json()["detail"]

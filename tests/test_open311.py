@@ -27,12 +27,12 @@ TEXT = "南京东路100号门口垃圾堆了好几天没人清运"
 
 @pytest.fixture
 async def key(clean_db) -> str:
-    return await create_api_key("client-a", "open311")
+    return (await create_api_key("client-a", "open311"))[1]
 
 
 @pytest.fixture
 async def other_key(clean_db) -> str:
-    return await create_api_key("client-b", "open311")
+    return (await create_api_key("client-b", "open311"))[1]
 
 
 def fields(key: str, **kw) -> dict:
@@ -257,7 +257,7 @@ async def test_posting_needs_a_valid_open311_key(client, api_key):
 
 
 async def test_a_hotline_key_is_not_an_open311_key(client):
-    hotline = await create_api_key("12345", "hotline", "12345")
+    _, hotline = await create_api_key("12345", "hotline", "12345")
     assert_error(await post(client, hotline), 403)
 
 

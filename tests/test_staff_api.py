@@ -11,7 +11,7 @@ import pytest
 from portal.cases.models import Case, CaseEvent, Department, Report, Status, Subscription
 from portal.intake.service import submit
 from portal.intake.submission import Submission
-from portal.staff.models import StaffSession, StaffUser
+from portal.staff.models import ApiKey, StaffSession, StaffUser
 from portal.staff.service import create_api_key
 from tests.staff import PASSWORD, create_staff
 
@@ -140,6 +140,101 @@ async def test_an_admin_creates_and_deactivates_accounts(client, staff):
     assert self_off.status_code == 409
     missing = await client.post(f"{API}/users/nobody/deactivate", headers=admin)
     assert missing.status_code == 404
+
+
+def _ticket(no: str) -> dict:
+    return {"tickets": [{"line": "12345", "ticket_no": no,
+                         "received_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+                         "category": "street_light", "address": "黄浦区福州路100号",
+                         "description": "福州路100号路灯不亮"}]}
+
+
+def _open311(key: str, device: str) -> dict:
+    return {"api_key": key, "service_code": "garbage", "lat": "31.2304", "long": "121.4737",
+            "description": "人民广场东门垃圾满了", "device_id": device}
+
+
+async def test_an_admin_issues_lists_and_deactivates_api_keys(client, staff):
+    admin = await auth(client, "boss")
+    made = await client.post(f"{API}/apikeys", headers=admin, json={
+        "name": "12345 市民热线系统", "kind": "hotline", "line": "12345"})
+    assert made.status_code == 201, made.text
+    hotline = made.json()
+    app = (await client.post(f"{API}/apikeys", headers=admin, json={
+        "name": "街道随手拍 app", "kind": "open311", "line": "12319"})).json()
+    assert app["line"] is None  # a line means nothing for an Open311 key
+
+    listed = await client.get(f"{API}/apikeys", headers=admin)
+    assert [(k["id"], k["name"], k["kind"], k["line"], k["active"])
+            for k in listed.json()["items"]] == [
+        (app["id"], "街道随手拍 app", "open311", None, True),
+        (hotline["id"], "12345 市民热线系统", "hotline", "12345", True)]
+    # The keys were shown once, in the answers that created them, and are stored only hashed.
+    assert hotline["key"] not in listed.text and app["key"] not in listed.text
+    assert "key_hash" not in listed.text
+    [row] = await ApiKey.filter(id=hotline["id"])
+    assert hotline["key"] not in row.key_hash
+
+    tickets = "/api/v1/hotline/tickets"
+    sent = await client.post(tickets, headers={"X-Api-Key": hotline["key"]}, json=_ticket("K1"))
+    assert sent.status_code == 200 and sent.json()["created"] == 1
+    posted = await client.post("/open311/v2/requests.json", data=_open311(app["key"], "d1"))
+    assert posted.status_code == 200, posted.text
+
+    off = await client.post(f"{API}/apikeys/{hotline['id']}/deactivate", headers=admin)
+    assert off.status_code == 200 and off.json()["active"] is False
+    await client.post(f"{API}/apikeys/{app['id']}/deactivate", headers=admin)
+    # Refused at once in this process, although both keys were just used (and remembered).
+    refused = await client.post(tickets, headers={"X-Api-Key": hotline["key"], **EN},
+                                json=_ticket("K2"))
+    assert refused.status_code == 401
+    assert (await client.post("/open311/v2/requests.json",
+                              data=_open311(app["key"], "d2"))).status_code == 403
+    again = await client.post(f"{API}/apikeys/{hotline['id']}/deactivate", headers=admin)
+    assert again.status_code == 200 and again.json()["active"] is False
+    listed = (await client.get(f"{API}/apikeys", headers=admin)).json()["items"]
+    assert [k["active"] for k in listed] == [False, False]
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"name": "x", "kind": "hotline"}, "12345, 12319 or 962121"),
+    ({"name": "x", "kind": "hotline", "line": "110"}, None),
+    ({"name": "x", "kind": "wechat"}, None),
+    ({"name": "", "kind": "open311"}, None),
+    ({"name": "   ", "kind": "open311"}, None),
+    ({"name": "x" * 101, "kind": "open311"}, None),
+    ({"name": "evil\x07app", "kind": "open311"}, None),
+    ({"name": "x", "kind": "open311", "extra": 1}, None),
+])
+async def test_an_api_key_needs_a_holder_a_kind_and_for_a_hotline_its_line(client, staff, body,
+                                                                           words):
+    admin = await auth(client, "boss")
+    res = await client.post(f"{API}/apikeys", headers=admin, json=body)
+    assert res.status_code == 422
+    if words:
+        assert words in res.json()["detail"]
+    assert await ApiKey.all().count() == 0
+
+
+async def test_only_an_admin_manages_api_keys(client, staff):
+    _, key = await create_api_key("an app", "open311")
+    row = await ApiKey.get()
+    for who in ("op", "roads"):
+        headers = await auth(client, who)
+        assert (await client.get(f"{API}/apikeys", headers=headers)).status_code == 403
+        assert (await client.post(f"{API}/apikeys", headers=headers, json={
+            "name": "mine", "kind": "open311"})).status_code == 403
+        assert (await client.post(f"{API}/apikeys/{row.id}/deactivate",
+                                  headers=headers)).status_code == 403
+    assert (await client.get(f"{API}/apikeys")).status_code == 401
+    admin = await auth(client, "boss")
+    for missing in (row.id + 1, 2**31 - 1):
+        res = await client.post(f"{API}/apikeys/{missing}/deactivate", headers=admin)
+        assert res.status_code == 404 and "no API key" in res.json()["detail"]
+    for bad in ("0", "-1", "x", str(2**31), "9" * 5000):
+        res = await client.post(f"{API}/apikeys/{bad}/deactivate", headers=admin)
+        assert res.status_code == 422
+    assert (await ApiKey.get()).active is True
 
 
 async def test_only_an_admin_manages_accounts(client, staff):
@@ -449,7 +544,7 @@ async def test_the_detail_shows_reports_with_contacts_events_and_the_flagged_can
     second = await report(settings, 2)
     await Case.filter(code=second).update(
         possible_duplicate_of_id=(await Case.get(code=first)).id)
-    key = await create_api_key("12345 system", "hotline", "12345")
+    _, key = await create_api_key("12345 system", "hotline", "12345")
     hotline = await client.post("/api/v1/hotline/tickets", headers={"X-Api-Key": key}, json={
         "tickets": [{"line": "12345", "ticket_no": "H1",
                      "received_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),

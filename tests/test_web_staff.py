@@ -4,6 +4,7 @@ hostile input answered with a 4xx."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,8 @@ from PIL import Image
 from portal.cases.models import Case, CaseEvent, Department, Photo, Report, Status
 from portal.intake.service import submit
 from portal.intake.submission import Submission
-from portal.staff.models import Role, StaffSession, StaffUser
+from portal.staff.models import ApiKey, Role, StaffSession, StaffUser
+from portal.staff.service import create_api_key
 from tests.orgs_setup import Browser
 from tests.staff import PASSWORD, create_staff
 
@@ -178,10 +180,12 @@ async def test_every_form_refuses_a_post_without_its_token_and_changes_nothing(
     await report(settings, 3, lat=31.11, text="门口垃圾堆积没人清运了好几天")
     two = await Case.filter(report_count__gte=2).first()
     rid = (await Report.filter(case_id=two.id).order_by("-id").first()).id if two else 1
+    key, _ = await create_api_key("an app", "open311")
     boss = await browser("boss")
     await boss.get("/staff")
     before = (await CaseEvent.all().count(), await Case.all().count(),
-              await StaffUser.all().count(), await Photo.all().count())
+              await StaffUser.all().count(), await Photo.all().count(),
+              await ApiKey.filter(active=True).count())
     forms = [
         (f"/staff/cases/{code}/status", {"status": "accepted"}),
         (f"/staff/cases/{code}/status", {"status": "rejected", "reason": "不属于"}),
@@ -192,6 +196,8 @@ async def test_every_form_refuses_a_post_without_its_token_and_changes_nothing(
         ("/staff/users", {"username": "newbie", "password": "long enough 1",
                           "role": "operator"}),
         ("/staff/users/op/deactivate", {}),
+        ("/staff/apikeys", {"name": "sneaky app", "kind": "open311"}),
+        (f"/staff/apikeys/{key.id}/deactivate", {}),
     ]
     for url, data in forms:
         for token in (None, "forged", boss.token[:-2] + "00"):
@@ -203,7 +209,8 @@ async def test_every_form_refuses_a_post_without_its_token_and_changes_nothing(
                                    files={"photo": ("fix.jpg", jpeg(), "image/jpeg")})
     assert photo.status_code == 403
     after = (await CaseEvent.all().count(), await Case.all().count(),
-             await StaffUser.all().count(), await Photo.all().count())
+             await StaffUser.all().count(), await Photo.all().count(),
+             await ApiKey.filter(active=True).count())
     assert after == before
     assert (await StaffUser.get(username="op")).active
     # Signing out without the token does not sign out; signing in without it does not sign in.
@@ -275,7 +282,12 @@ async def test_only_an_admin_sees_and_manages_accounts(browser, staff):
                                             "role": "admin"})
         assert res.status_code == 403
         assert (await b.post("/staff/users/boss/deactivate")).status_code == 403
+        assert "/staff/apikeys" not in (await b.get("/staff")).text
+        assert (await b.get("/staff/apikeys")).status_code == 403
+        res = await b.post("/staff/apikeys", {"name": "sneaky app", "kind": "open311"})
+        assert res.status_code == 403
     assert not await StaffUser.filter(username="sneaky").exists()
+    assert not await ApiKey.exists()
     assert (await StaffUser.get(username="boss")).active
 
 
@@ -310,6 +322,38 @@ async def test_an_admin_creates_and_deactivates_accounts(browser, staff):
     assert (await boss.post("/staff/users/nobody/deactivate")).status_code == 404
     assert (await boss.post("/staff/users", {"username": "a", "password": "b",
                                              "role": "king"})).status_code == 422
+
+
+async def test_an_admin_issues_an_api_key_shown_on_that_page_only_and_deactivates_it(
+        browser, staff):
+    boss = await browser("boss")
+    page = await boss.post("/staff/apikeys", {"name": "12345 市民热线", "kind": "hotline",
+                                              "line": "12345"})
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    [key] = await ApiKey.all()
+    shown = re.search(r'id="new-key-value"[^>]*value="([^"]+)"', page.text) or \
+        re.search(r'value="([^"]+)"[^>]*id="new-key-value"', page.text)
+    assert shown and key.key_hash == hashlib.sha256(shown.group(1).encode()).hexdigest()
+    assert (key.kind, key.line, key.name) == ("hotline", "12345", "12345 市民热线")
+    listed = await boss.get("/staff/apikeys")
+    assert "12345 市民热线" in listed.text and shown.group(1) not in listed.text
+    for data, message in (
+            ({"name": "x", "kind": "hotline", "line": "110"}, "line 12345, 12319 or 962121"),
+            ({"name": "x", "kind": "wechat"}, "open311 or hotline"),
+            ({"name": "  ", "kind": "open311"}, "1 to 100 characters"),
+            ({"name": "x" * 101, "kind": "open311"}, "1 to 100 characters")):
+        res = await boss.post("/staff/apikeys", data)
+        assert res.status_code == 303
+        assert message in flash(await boss.get("/staff/apikeys")), data
+    # A name is one line however it was typed (it goes into the log).
+    await boss.post("/staff/apikeys", {"name": "街道\n随手拍\tapp", "kind": "open311"})
+    assert await ApiKey.filter(name="街道 随手拍 app").exists()
+
+    res = await boss.post(f"/staff/apikeys/{key.id}/deactivate")
+    assert "is deactivated" in flash(await boss.get(res.headers["location"]))
+    assert not (await ApiKey.get(id=key.id)).active
+    for missing in ("999", "0", "x", "9" * 5000, "１"):
+        assert (await boss.post(f"/staff/apikeys/{missing}/deactivate")).status_code == 404
 
 
 # --- actions ---------------------------------------------------------------------------------------

@@ -17,10 +17,8 @@ Decisions (README.md, "Open311 API"):
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +37,7 @@ from portal.intake.text import CONTROL_CHARS
 from portal.intake.throttle import Throttle
 from portal.photos import PhotoError, StoredPhoto, store_photo
 from portal.settings import Settings
+from portal.staff.models import ApiKey
 from portal.staff.service import check_api_key
 
 # GET requests: the spec's default window, and our cap on one page (the spec allows 1000).
@@ -50,11 +49,6 @@ MAX_ATTRIBUTE_CHARS = 500
 MAX_ID_CHARS = 100
 MAX_ADDRESS_CHARS = 300
 MAX_URL_CHARS = 1000
-# API keys: a valid key is trusted for this long before it is looked up again (a deactivated
-# key keeps working at most this long); an unknown key is remembered for a shorter time.
-KEY_TTL_S = 30.0
-KEY_NEGATIVE_TTL_S = 5.0
-KEY_CACHE_SIZE = 1024
 
 CLOSED_STATUSES = (Status.CLOSED, Status.REJECTED)
 
@@ -145,33 +139,12 @@ def service_definition(code: str) -> dict:
 # ---------------------------------------------------------------------------------- api keys
 
 
-@dataclass(frozen=True)
-class Client:
-    """An Open311 client, known by its API key."""
-
-    id: int
-    name: str
-
-
-_keys: dict[str, tuple[float, Client | None]] = {}
-
-
-async def authenticate(api_key: str | None) -> Client:
-    """The client of a valid open311 key; 403 otherwise. One lookup per key per KEY_TTL_S."""
+async def authenticate(api_key: str | None) -> ApiKey:
+    """The client's key, if it is a valid open311 key; 403 otherwise."""
     if not api_key or len(api_key) > 200:
         raise Open311Error(403, _("Posting needs a valid api_key. Ask the city's Gridlink "
                                   "administrators for one."))
-    digest = hashlib.sha256(api_key.encode()).hexdigest()
-    now = time.monotonic()
-    cached = _keys.get(digest)
-    if cached is not None and cached[0] > now:
-        client = cached[1]
-    else:
-        row = await check_api_key(api_key, "open311")
-        client = Client(row.id, row.name) if row is not None else None
-        if len(_keys) >= KEY_CACHE_SIZE:
-            _keys.clear()
-        _keys[digest] = (now + (KEY_TTL_S if client else KEY_NEGATIVE_TTL_S), client)
+    client = await check_api_key(api_key, "open311")
     if client is None:
         raise Open311Error(403, _("The api_key is not valid. Check it, or ask the city's "
                                   "Gridlink administrators for a new one."))
@@ -310,7 +283,7 @@ def parse_new_request(fields: Mapping[str, list[str]], settings: Settings) -> Ne
     )
 
 
-def reporter_of(req: NewRequest, client: Client) -> str:
+def reporter_of(req: NewRequest, client: ApiKey) -> str:
     """email -> web:<email>; else account_id or device_id -> open311:<client>:<id>;
     else phone -> tel:<phone>."""
     if req.email:
@@ -351,7 +324,7 @@ def too_many_photos(settings: Settings) -> Open311Error:
                         n=settings.max_photos)
 
 
-async def create_request(req: NewRequest, client: Client, uploads: list[bytes], *,
+async def create_request(req: NewRequest, client: ApiKey, uploads: list[bytes], *,
                          language: str, throttle: Throttle, settings: Settings) -> list[dict]:
     """File the request through the intake; the spec's answer (one element)."""
     if len(uploads) > settings.max_photos:
@@ -384,7 +357,7 @@ async def create_request(req: NewRequest, client: Client, uploads: list[bytes], 
              "account_id": req.account_id}]
 
 
-async def add_media(code: str, client: Client, uploads: list[bytes], *,
+async def add_media(code: str, client: ApiKey, uploads: list[bytes], *,
                     language: str, settings: Settings) -> list[dict]:
     """Attach photos to a request this client posted."""
     if not uploads:

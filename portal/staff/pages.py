@@ -675,3 +675,51 @@ async def deactivate_user(username: str, request: Request, user: Console):
     return redirect_to(request, "/staff/users", t(_(
         "The account {username} was deactivated; its sessions have ended.")).format(
         username=target.username))
+
+
+# --- API keys (admin) -------------------------------------------------------------------------
+
+async def _api_keys_page(request: Request, user: StaffUser, created=None) -> Response:
+    return await console_page(request, user, "staff/apikeys.html", {
+        "keys": await staff.api_keys(), "lines": staff.HOTLINE_LINES, "created": created})
+
+
+@router.get("/apikeys")
+async def api_keys_page(request: Request, user: Console):
+    _admin(request, user)
+    return await _api_keys_page(request, user)
+
+
+@router.post("/apikeys")
+async def create_api_key(request: Request, user: Console):
+    """Answers with the page itself, not a redirect: the new key is shown on it this once
+    (console pages are not cached)."""
+    _admin(request, user)
+    form = await _form(request)
+    kind = _text(request, form, "kind")
+    try:
+        row, key = await staff.create_api_key(
+            _text(request, form, "name"), kind,
+            _text(request, form, "line") if kind == "hotline" else None)
+    except staff.StaffError as exc:
+        return redirect_to(request, "/staff/apikeys", exc.translated(_t(request)), "bad")
+    log.info("staff %s created %s API key %d", user.username, row.kind, row.id)
+    return await _api_keys_page(request, user, created={"row": row, "key": key})
+
+
+@router.post("/apikeys/{key_id}/deactivate")
+async def deactivate_api_key(key_id: str, request: Request, user: Console):
+    _admin(request, user)
+    await _form(request)
+    t = _t(request)
+    if not (key_id.isascii() and key_id.isdigit() and len(key_id) <= 10
+            and 0 < int(key_id) <= staff.API_KEY_ID_MAX):
+        raise HTTPException(404, t(_("There is no API key with this number.")))
+    try:
+        row = await staff.deactivate_api_key(int(key_id))
+    except staff.NoSuchApiKey as exc:
+        raise HTTPException(404, exc.translated(t)) from exc
+    log.info("staff %s deactivated %s API key %d", user.username, row.kind, row.id)
+    return redirect_to(request, "/staff/apikeys", t(_(
+        "The key {id} ({name}) is deactivated: every server refuses it within 30 seconds.")
+    ).format(id=row.id, name=row.name))

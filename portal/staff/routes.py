@@ -146,6 +146,42 @@ async def deactivate_user(username: Annotated[str, Path(max_length=64)], request
     return await _staff_out(target)
 
 
+# --- API keys (admin) -----------------------------------------------------------------------
+
+def _key_out(row) -> schemas.ApiKeyOut:
+    return schemas.ApiKeyOut(id=row.id, name=row.name, kind=row.kind, line=row.line,
+                             active=row.active, created_at=row.created_at)
+
+
+@router.get("/apikeys", response_model=schemas.ApiKeyList)
+async def list_api_keys(user: Admin):
+    """Every key of Open311 clients and hotline systems, newest first (never the keys)."""
+    return schemas.ApiKeyList(items=[_key_out(k) for k in await staff.api_keys()])
+
+
+@router.post("/apikeys", response_model=schemas.ApiKeyCreated, status_code=201)
+async def create_api_key(body: schemas.ApiKeyIn, request: Request, user: Admin):
+    """A new key; the answer is the only place it is ever shown."""
+    try:
+        row, key = await staff.create_api_key(body.name, body.kind, body.line)
+    except staff.StaffError as exc:
+        raise HTTPException(422, exc.translated(_t(request))) from exc
+    log.info("staff %s created %s API key %d", user.username, row.kind, row.id)
+    return schemas.ApiKeyCreated(**_key_out(row).model_dump(), key=key)
+
+
+@router.post("/apikeys/{key_id}/deactivate", response_model=schemas.ApiKeyOut)
+async def deactivate_api_key(key_id: Annotated[int, Path(ge=1, le=staff.API_KEY_ID_MAX)],
+                             request: Request, user: Admin):
+    """The key is refused from now on (by every server process within 30 seconds)."""
+    try:
+        row = await staff.deactivate_api_key(key_id)
+    except staff.NoSuchApiKey as exc:
+        raise HTTPException(404, exc.translated(_t(request))) from exc
+    log.info("staff %s deactivated %s API key %d", user.username, row.kind, row.id)
+    return _key_out(row)
+
+
 # --- cases -------------------------------------------------------------------------------------
 
 @router.get("/cases", response_model=schemas.CaseList)

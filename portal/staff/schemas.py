@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -57,6 +57,33 @@ class UserIn(_In):
 
 class UserList(BaseModel):
     items: list[StaffOut]
+
+
+class ApiKeyIn(_In):
+    name: Text = Field(min_length=1, max_length=100,
+                       description="Who holds the key, e.g. the app's or the hotline system's name.")
+    kind: Literal["open311", "hotline"]
+    line: Literal["12345", "12319", "962121"] | None = Field(
+        None, description="For hotline keys: the only line whose tickets the key may send.")
+
+
+class ApiKeyOut(BaseModel):
+    """An API key's record; the key itself is never stored, only its SHA-256."""
+
+    id: int
+    name: str
+    kind: str
+    line: str | None
+    active: bool
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The key, shown this once: give it to the holder safely.")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyOut]
 
 
 class CaseFilter(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
@@ -14,6 +15,7 @@ from tortoise.transactions import in_transaction
 from portal import passwords
 from portal.cases.models import Department
 from portal.i18n import _
+from portal.intake.text import CONTROL_CHARS
 from portal.staff.models import ApiKey, Role, StaffSession, StaffUser
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$")
@@ -22,6 +24,10 @@ MAX_PASSWORD = passwords.MAX_PASSWORD
 # One working shift; the console signs in again after it.
 SESSION_LIFETIME = timedelta(hours=12)
 HOTLINE_LINES = ("12345", "12319", "962121")
+API_KEY_KINDS = ("open311", "hotline")
+API_KEY_NAME_MAX = 100
+# api_key.id is an INT column.
+API_KEY_ID_MAX = 2**31 - 1
 
 
 class StaffError(Exception):
@@ -41,6 +47,10 @@ class UsernameTaken(StaffError):
 
 
 class NoSuchAccount(StaffError):
+    pass
+
+
+class NoSuchApiKey(StaffError):
     pass
 
 
@@ -127,19 +137,60 @@ async def end_session(token: str) -> None:
     await StaffSession.filter(token_hash=_digest(token)).delete()
 
 
-async def create_api_key(name: str, kind: str, line: str | None = None) -> str:
-    """Returns the new key; only its hash is kept, so it is shown once."""
-    if kind not in ("open311", "hotline"):
+async def create_api_key(name: str, kind: str, line: str | None = None
+                         ) -> tuple[ApiKey, str]:
+    """The new key's record and the key itself: only its hash is kept, so it is shown once."""
+    name = " ".join(CONTROL_CHARS.sub("", name or "").split())
+    if not name or len(name) > API_KEY_NAME_MAX:
+        raise StaffError(_("Name the key's holder in 1 to 100 characters."))
+    if kind not in API_KEY_KINDS:
         raise StaffError(_("An API key is for open311 or hotline."))
     if kind == "hotline" and line not in HOTLINE_LINES:
         raise StaffError(_("A hotline key is for line 12345, 12319 or 962121."))
     key = secrets.token_urlsafe(24)
-    await ApiKey.create(name=name, kind=kind, line=line if kind == "hotline" else None,
-                        key_hash=_digest(key))
-    return key
+    row = await ApiKey.create(name=name, kind=kind, line=line if kind == "hotline" else None,
+                              key_hash=_digest(key))
+    return row, key
+
+
+async def api_keys() -> list[ApiKey]:
+    return await ApiKey.all().order_by("-id")
+
+
+async def deactivate_api_key(key_id: int) -> ApiKey:
+    """The key stops working at once in this process and within KEY_TTL_S in the others.
+    Deactivating a deactivated key changes nothing."""
+    row = await ApiKey.get_or_none(id=key_id)
+    if row is None:
+        raise NoSuchApiKey(_("There is no API key with this number."))
+    if row.active:
+        row.active = False
+        await row.save(update_fields=["active"])
+    for cached in [c for c in _key_cache if c[0] == row.key_hash]:
+        del _key_cache[cached]
+    return row
+
+
+# Each process trusts a valid key for KEY_TTL_S after looking it up (a client posting many
+# reports costs one query per half-minute, not one per report), and remembers an unknown key
+# for KEY_NEGATIVE_TTL_S (a client retrying with a wrong key costs no query per retry).
+KEY_TTL_S = 30.0
+KEY_NEGATIVE_TTL_S = 5.0
+KEY_CACHE_SIZE = 1024
+_key_cache: dict[tuple[str, str], tuple[float, ApiKey | None]] = {}
 
 
 async def check_api_key(key: str | None, kind: str) -> ApiKey | None:
+    """The active key of this kind, or None."""
     if not key or len(key) > 200:
         return None
-    return await ApiKey.get_or_none(key_hash=_digest(key), kind=kind, active=True)
+    digest = _digest(key)
+    now = time.monotonic()
+    cached = _key_cache.get((digest, kind))
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    row = await ApiKey.get_or_none(key_hash=digest, kind=kind, active=True)
+    if len(_key_cache) >= KEY_CACHE_SIZE:
+        _key_cache.clear()
+    _key_cache[(digest, kind)] = (now + (KEY_TTL_S if row else KEY_NEGATIVE_TTL_S), row)
+    return row

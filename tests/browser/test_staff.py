@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -208,6 +209,11 @@ def test_console_pages_screenshots(portal, browser, screenshot, sample, lang, vi
         page.goto(portal.url("/staff/users"))
         expect(page.locator("table.accounts")).to_contain_text("sanitation1")
         screenshot(page, f"staff-users-{short}-{name}")
+        page.goto(portal.url("/staff/apikeys"))
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "API keys" if lang == "en" else "API 密钥")
+        expect(page.locator("table.accounts")).to_contain_text("browser tests")
+        screenshot(page, f"staff-apikeys-{short}-{name}")
     finally:
         page.context.close()
 
@@ -235,3 +241,48 @@ def test_merging_a_possible_duplicate_asks_first_and_keeps_every_report(portal, 
         expect(page.get_by_role("link", name="another@example.org")).to_be_visible()
     finally:
         page.context.close()
+
+
+def test_an_admin_issues_a_hotline_key_sees_it_once_and_deactivates_it(portal, browser,
+                                                                      screenshot):
+    holder = "12345 市民热线系统"
+    tickets = portal.url("/api/v1/hotline/tickets")
+
+    def send(key: str, ticket_no: str) -> httpx.Response:
+        return httpx.post(tickets, timeout=10, headers={"X-Api-Key": key}, json={"tickets": [{
+            "line": "12345", "ticket_no": ticket_no,
+            "received_at": datetime.now(UTC).isoformat(),
+            "category": "street_light", "address": "黄浦区福州路300号",
+            "description": "福州路300号路灯不亮"}]})
+
+    page = new_page(browser, viewport=DESKTOP)
+    try:
+        sign_in(page, portal, "admin1")
+        page.get_by_role("link", name="API 密钥").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("API 密钥")
+        page.get_by_label("持有方").fill(holder)
+        page.get_by_label("类型").select_option("hotline")
+        page.get_by_label("热线号码（热线密钥）").select_option("12345")
+        page.get_by_role("button", name="创建密钥").click()
+        expect(page.locator(".new-key")).to_contain_text("请立即复制")
+        key = page.get_by_label("密钥", exact=True).input_value()
+        assert len(key) >= 30
+        row = page.locator("table.accounts tbody tr", has_text=holder)
+        expect(row).to_contain_text("12345 热线")
+        expect(row).to_contain_text("启用")
+        key_id = row.locator("td").first.inner_text().strip()
+        screenshot(page, "staff-apikeys-zh-desktop")
+        assert send(key, "BR-1").json()["created"] == 1
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name=f"停用密钥 {key_id}").click()
+        expect(page.locator(".notice.ok")).to_contain_text(f"密钥 {key_id}（{holder}）已停用")
+        expect(page.locator("table.accounts tbody tr", has_text=holder)).to_contain_text("已停用")
+        # Shown once: neither the list nor the page after it holds the key.
+        assert key not in page.content()
+        page.reload()
+        assert key not in page.content()
+    finally:
+        page.context.close()
+    refused = send(key, "BR-2")
+    assert refused.status_code == 401
