@@ -1001,7 +1001,38 @@ async def _http_rounds(base: str, proc: subprocess.Popen, world: World, requests
         ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
         if ok != requests:
             result.setdefault("errors", Counter()).update(statuses)
+    result["public_list"] = await time_public_list(base)
     return result
+
+
+# The public list's shapes: its default (the last 90 days, newest first), filters, a deep page.
+PUBLIC_LIST_QUERIES = {
+    "default": "",
+    "status=open": "?status=open",
+    "two services": "?service_code=manhole,street_light",
+    "page 400 of 200": "?page=400&page_size=200",
+    "a past span": "?start_date=2025-06-01T00:00:00%2B08:00&end_date=2025-08-01T00:00:00%2B08:00",
+}
+
+
+async def time_public_list(base: str, repeat: int = 20) -> dict[str, float]:
+    """GET requests.json one at a time, as anyone may call it: p50 in ms per query shape."""
+    import httpx
+
+    out = {}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        for name, query in PUBLIC_LIST_QUERIES.items():
+            times = []
+            for _ in range(repeat + 2):
+                t0 = time.perf_counter()
+                res = await http.get("/open311/v2/requests.json" + query)
+                times.append((time.perf_counter() - t0) * 1000)
+                res.raise_for_status()
+            times = times[2:]
+            out[name] = pct(times, 0.5)
+            print(f"  GET requests.json{query or ''}: p50 {out[name]:.1f} ms, max "
+                  f"{max(times):.1f} ms ({name}, {repeat} one at a time)", flush=True)
+    return out
 
 
 def _db_cpu(cpu: float, rps: float) -> str:
@@ -1102,6 +1133,8 @@ def main() -> None:
                           f"({ratio:.2f})")
             if http.get("errors"):
                 print(f"open311 errors: {dict(http['errors'])}")
+            print("public list p50: " + ", ".join(
+                f"{name} {ms:.0f}ms" for name, ms in http["public_list"].items()))
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
               "(others' processes share them)")
         print("goals: " + "; ".join(goals))

@@ -124,6 +124,9 @@ class Case(Model):
             # from the index alone; only the few cases inside the box are fetched.
             ("cell", "first_reported_at", "lat", "lng"),
             ("status", "category", "first_reported_at"),
+            # The public list (Open311 GET requests.json): newest first within a span of
+            # days, read in index order and stopped at the page, not sorted whole.
+            ("first_reported_at", "id"),
             # The staff case list: newest first (id desc) within a status, category or
             # department, and the cases flagged as, or merged into, another case.
             ("status", "id"),
