@@ -148,12 +148,13 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     from orgs.web import report_as
     from portal.cases.pages import router as resident_pages
     from portal.hotline.routes import router as hotline_router
+    from portal.open311.routes import discovery_router
     from portal.open311.routes import router as open311_router
     from portal.staff.pages import router as staff_pages
     from portal.staff.routes import router as staff_router
 
     app.state.report_as = report_as
-    for router in (open311_router, hotline_router, staff_router, *orgs_app.staff_routers(),
+    for router in (open311_router, discovery_router, hotline_router, staff_router, *orgs_app.staff_routers(),
                    staff_pages, *orgs_app.public_routers(), resident_pages, feedback_pages,
                    lang.router):
         add_routes(app, router)

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
+    # Open311 Service Discovery's contact (who runs the API, a mail address or a phone);
+    # empty: "the Gridlink administrators of the grid management centre".
+    open311_contact: str = ""
 
     # Throttling: "limits" notation, separated by ";".
     throttle_new_reports: str = "5/10 minutes;20/day"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import struct
 import uuid
 import zlib
@@ -16,6 +18,7 @@ from portal.cases.categories import CATEGORIES
 from portal.cases.models import Case, CaseEvent, Person, Photo, Report, Status
 from portal.cases.service import merge_cases, utcnow
 from portal.intake.throttle import Throttle, storage_for
+from portal.open311 import service as open311
 from portal.photos import store_photo
 from portal.staff.service import create_api_key
 from tests.photos import has_exif_gps, jpeg_with_gps
@@ -76,6 +79,43 @@ def png_bomb(side: int = 30000) -> bytes:
 
 
 # ---------------------------------------------------------------------------------- services
+
+
+async def test_discovery_says_where_the_api_is_and_how_to_get_a_key(client, app):
+    found = (await client.get("/open311/discovery.json")).json()
+    [endpoint] = found["endpoints"]
+    assert endpoint["url"] == "http://127.0.0.1:8000/open311/v2"
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["formats"] == ["application/json", "application/xml"]
+    assert endpoint["type"] == "production"
+    assert found["changeset"] == endpoint["changeset"] == open311.SERVICES_CHANGESET
+    assert "API 密钥" in found["key_service"] and "管理员" in found["contact"]
+    # What the discovery names answers.
+    listed = await client.get(endpoint["url"].removeprefix("http://127.0.0.1:8000")
+                              + "/services.json")
+    assert listed.status_code == 200
+
+    app.state.settings = app.state.settings.model_copy(update={
+        "public_base_url": "https://grid.example.gov.cn/", "open311_contact": "12345@example.gov.cn"})
+    root = parse_xml(await client.get("/open311/discovery.xml", headers={"Accept-Language": "en"}))
+    assert root.tag == "discovery"
+    assert root.findtext("endpoints/endpoint/url") == "https://grid.example.gov.cn/open311/v2"
+    assert [f.text for f in root.findall("endpoints/endpoint/formats/format")] == [
+        "application/json", "application/xml"]
+    assert root.findtext("contact") == "12345@example.gov.cn"
+    assert "API key" in root.findtext("key_service")
+    assert_error(await client.get("/open311/discovery.html"), 404)
+
+
+def test_the_discovery_changeset_moves_with_the_service_list():
+    """Clients cache the service list until the changeset moves: a change to the categories
+    (their codes, names, hints, groups) must come with a new SERVICES_CHANGESET, and then with
+    the new digest here."""
+    listed = [open311.list_services(lang) for lang in ("zh-CN", "en")]
+    listed.append([open311.service_definition(c.key) for c in CATEGORIES])
+    digest = hashlib.sha256(json.dumps(listed, ensure_ascii=False, sort_keys=True).encode())
+    assert (open311.SERVICES_CHANGESET, digest.hexdigest()[:16]) == (
+        "2026-11-28T00:00:00Z", "40f81320668f6bc8"), "the service list changed: move SERVICES_CHANGESET"
 
 
 async def test_services_list_all_categories_in_chinese_by_default(client):

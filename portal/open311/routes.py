@@ -17,6 +17,7 @@ from portal.open311 import service
 from portal.open311.schemas import (
     MEDIA_REQUEST_BODY,
     POST_REQUEST_BODY,
+    Discovery,
     PostedRequest,
     Service,
     ServiceDefinition,
@@ -26,6 +27,9 @@ from portal.open311.schemas import (
 from portal.open311.web import Open311Route, language_of, read_form, render
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], route_class=Open311Route)
+# Service Discovery lives beside the versions it lists, at an address ending in /discovery.
+discovery_router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"],
+                             route_class=Open311Route)
 
 Format = Literal["json", "xml"]
 FMT = Path(description="Response format: json or xml.")
@@ -33,6 +37,13 @@ LOCALE = Query(None, max_length=35, description="zh-CN (default) or en; else Acc
 SERVICE_CODES = [c.key for c in CATEGORIES]
 STATUS_PATTERN = r"^\s*((open|closed)\s*(,\s*(open|closed)\s*)*)?$"
 JURISDICTION = Query(None, max_length=100, description="Accepted and ignored: one jurisdiction.")
+
+
+@discovery_router.get("/discovery.{fmt}", summary="Service discovery: the API's address, "
+                      "formats, contact and how to get a key", responses=responses(Discovery, 404))
+async def discovery(request: Request, fmt: Format = FMT, locale: str | None = LOCALE):
+    language = language_of(request, locale)
+    return render(fmt, service.discovery(request.app.state.settings, language), root="discovery")
 
 
 @router.get("/services.{fmt}", summary="List the services (problem categories)",

@@ -34,6 +34,21 @@ class Service(BaseModel):
     group: str
 
 
+class DiscoveryEndpoint(BaseModel):
+    specification: str = Field(description="http://wiki.open311.org/GeoReport_v2")
+    url: str = Field(description="The API's base address (GRIDLINK_PUBLIC_BASE_URL + /open311/v2).")
+    changeset: str = Field(description="When the service list or a definition last changed.")
+    type: str = Field(description="production")
+    formats: list[str]
+
+
+class Discovery(BaseModel):
+    changeset: str
+    contact: str
+    key_service: str = Field(description="How to get an API key for posting.")
+    endpoints: list[DiscoveryEndpoint]
+
+
 class ServiceDefinition(BaseModel):
     service_code: str
     attributes: list[dict] = Field(description="Empty: no service asks for extra attributes.")

@@ -119,6 +119,31 @@ def _service(c: CategoryInfo, language: str) -> dict:
     }
 
 
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+# When the service list or a service definition last changed (portal/cases/categories.py):
+# clients that cache them refresh when it moves. tests/test_open311.py holds it to the list.
+SERVICES_CHANGESET = "2026-11-28T00:00:00Z"
+
+
+def discovery(settings: Settings, language: str) -> dict:
+    """Open311 Service Discovery: where the API is, in which formats, and whom to ask."""
+    t = gettext_for(language)
+    return {
+        "changeset": SERVICES_CHANGESET,
+        "contact": settings.open311_contact or t(_(
+            "The Gridlink administrators of the grid management centre.")),
+        "key_service": t(_("Reading is open to all. Posting needs an API key: the Gridlink "
+                           "administrators of the grid management centre issue them.")),
+        "endpoints": [{
+            "specification": SPECIFICATION,
+            "url": settings.public_base_url.rstrip("/") + "/open311/v2",
+            "changeset": SERVICES_CHANGESET,
+            "type": "production",
+            "formats": ["application/json", "application/xml"],
+        }],
+    }
+
+
 def list_services(language: str) -> list[dict]:
     return [_service(c, language) for c in CATEGORIES]
 
