@@ -45,7 +45,8 @@ def reports(request) -> list[dict]:
     if not path.exists():
         if IN_CI:
             pytest.fail(f"{path} is missing (CI=true requires the evaluation data)")
-        pytest.skip(f"{path} is not there (the shared evaluation data sits beside the repo)")
+        pytest.skip(f"{path} is not there (the shared evaluation data sits beside the repo, in "
+                    "../shared/data)")
     return _bench().load(path)
 
 

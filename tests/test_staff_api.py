@@ -4,6 +4,7 @@ may see and do, the case lifecycle, merge and unmerge, the case list and its pag
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from portal.cases.models import Case, CaseEvent, Department, Report, Status, Subscription
 from portal.intake.service import submit
 from portal.intake.submission import Submission
+from portal.staff import service as staff_service
 from portal.staff.models import ApiKey, StaffSession, StaffUser
 from portal.staff.service import create_api_key
 from tests.staff import PASSWORD, create_staff
@@ -194,6 +196,44 @@ async def test_an_admin_issues_lists_and_deactivates_api_keys(client, staff):
     assert again.status_code == 200 and again.json()["active"] is False
     listed = (await client.get(f"{API}/apikeys", headers=admin)).json()["items"]
     assert [k["active"] for k in listed] == [False, False]
+
+
+async def test_a_key_deactivated_elsewhere_is_refused_once_its_cached_lookup_expires(
+        client, staff, monkeypatch):
+    """Another process (the command line, a second server worker) cannot empty this one's
+    cache: there the key keeps working until the half-minute it is trusted has passed."""
+    row, key = await create_api_key("12345 system", "hotline", "12345")
+    tickets = "/api/v1/hotline/tickets"
+    assert (await client.post(tickets, headers={"X-Api-Key": key},
+                              json=_ticket("C1"))).status_code == 200
+    await ApiKey.filter(id=row.id).update(active=False)
+    assert (await client.post(tickets, headers={"X-Api-Key": key},
+                              json=_ticket("C2"))).status_code == 200
+    now = time.monotonic()
+    monkeypatch.setattr(staff_service, "_clock", lambda: now + staff_service.KEY_TTL_S + 1)
+    assert (await client.post(tickets, headers={"X-Api-Key": key},
+                              json=_ticket("C3"))).status_code == 401
+
+
+async def test_a_lookup_racing_a_deactivation_does_not_bring_the_key_back(clean_db, monkeypatch):
+    row, key = await create_api_key("an app", "open311")
+    read, go_on = asyncio.Event(), asyncio.Event()
+    real = ApiKey.get_or_none
+
+    async def slow(*args, **kwargs):
+        found = await real(*args, **kwargs)
+        read.set()
+        await go_on.wait()
+        return found
+
+    monkeypatch.setattr(ApiKey, "get_or_none", slow)
+    lookup = asyncio.create_task(staff_service.check_api_key(key, "open311"))
+    await read.wait()  # the lookup has read the key while it was active ...
+    monkeypatch.setattr(ApiKey, "get_or_none", real)
+    await staff_service.deactivate_api_key(row.id)  # ... and it is deactivated meanwhile
+    go_on.set()
+    assert (await lookup) is not None
+    assert await staff_service.check_api_key(key, "open311") is None
 
 
 @pytest.mark.parametrize("body, words", [

@@ -625,7 +625,7 @@ async def metrics_page(request: Request, user: Console,
 
 def _admin(request: Request, user: StaffUser) -> None:
     if user.role != Role.ADMIN:
-        raise _bad_request(request, _("Only an administrator can manage accounts."), 403)
+        raise _bad_request(request, _("Only an administrator can manage accounts and API keys."), 403)
 
 
 @router.get("/users")
@@ -679,21 +679,40 @@ async def deactivate_user(username: str, request: Request, user: Console):
 
 # --- API keys (admin) -------------------------------------------------------------------------
 
-async def _api_keys_page(request: Request, user: StaffUser, created=None) -> Response:
-    return await console_page(request, user, "staff/apikeys.html", {
-        "keys": await staff.api_keys(), "lines": staff.HOTLINE_LINES, "created": created})
+# A new key rides to the page that shows it in a cookie of its own, signed, for that page only
+# and for two minutes; the page shows it once and drops the cookie. (Answering the form with
+# the page itself would make a second key whenever the page is reloaded.)
+NEW_KEY = "gl_new_key"
+
+
+def _new_key_signature(request: Request, payload: str) -> str:
+    return _signature(request, "new-key:" + payload)
+
+
+async def _new_key(request: Request) -> dict | None:
+    value = request.cookies.get(NEW_KEY, "")
+    payload, _dot, signature = value.rpartition(".")
+    key_id, _colon, key = payload.partition(":")
+    if not key or len(value) > 500 or not NUMBER.match(key_id) or not hmac.compare_digest(
+            signature, _new_key_signature(request, payload)):
+        return None
+    row = await staff.api_key(int(key_id))
+    return {"row": row, "key": key} if row is not None else None
 
 
 @router.get("/apikeys")
 async def api_keys_page(request: Request, user: Console):
     _admin(request, user)
-    return await _api_keys_page(request, user)
+    response = await console_page(request, user, "staff/apikeys.html", {
+        "keys": await staff.api_keys(), "lines": staff.HOTLINE_LINES,
+        "created": await _new_key(request)})
+    if NEW_KEY in request.cookies:
+        response.delete_cookie(NEW_KEY, path="/staff/apikeys")
+    return response
 
 
 @router.post("/apikeys")
 async def create_api_key(request: Request, user: Console):
-    """Answers with the page itself, not a redirect: the new key is shown on it this once
-    (console pages are not cached)."""
     _admin(request, user)
     form = await _form(request)
     kind = _text(request, form, "kind")
@@ -704,7 +723,12 @@ async def create_api_key(request: Request, user: Console):
     except staff.StaffError as exc:
         return redirect_to(request, "/staff/apikeys", exc.translated(_t(request)), "bad")
     log.info("staff %s created %s API key %d", user.username, row.kind, row.id)
-    return await _api_keys_page(request, user, created={"row": row, "key": key})
+    response = redirect_to(request, "/staff/apikeys")
+    payload = f"{row.id}:{key}"
+    response.set_cookie(NEW_KEY, f"{payload}.{_new_key_signature(request, payload)}",
+                        max_age=120, httponly=True, samesite="strict", path="/staff/apikeys",
+                        secure=request.app.state.settings.secure_cookies)
+    return response
 
 
 @router.post("/apikeys/{key_id}/deactivate")
@@ -712,8 +736,7 @@ async def deactivate_api_key(key_id: str, request: Request, user: Console):
     _admin(request, user)
     await _form(request)
     t = _t(request)
-    if not (key_id.isascii() and key_id.isdigit() and len(key_id) <= 10
-            and 0 < int(key_id) <= staff.API_KEY_ID_MAX):
+    if not NUMBER.match(key_id) or not 0 < int(key_id) <= staff.API_KEY_ID_MAX:
         raise HTTPException(404, t(_("There is no API key with this number.")))
     try:
         row = await staff.deactivate_api_key(int(key_id))

@@ -50,7 +50,7 @@ async def current_user(request: Request,
 
 async def admin_user(request: Request, user: StaffUser = Depends(current_user)) -> StaffUser:
     if user.role != Role.ADMIN:
-        raise HTTPException(403, _t(request)(_("Only an administrator can manage accounts.")))
+        raise HTTPException(403, _t(request)(_("Only an administrator can manage accounts and API keys.")))
     return user
 
 
@@ -149,8 +149,7 @@ async def deactivate_user(username: Annotated[str, Path(max_length=64)], request
 # --- API keys (admin) -----------------------------------------------------------------------
 
 def _key_out(row) -> schemas.ApiKeyOut:
-    return schemas.ApiKeyOut(id=row.id, name=row.name, kind=row.kind, line=row.line,
-                             active=row.active, created_at=row.created_at)
+    return schemas.ApiKeyOut.model_validate(row, from_attributes=True)
 
 
 @router.get("/apikeys", response_model=schemas.ApiKeyList)

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from portal.cases.models import Status
 from portal.intake.text import CONTROL_CHARS
 from portal.staff.models import Role
+from portal.staff.service import HOTLINE_LINES
 
 NOTE_CHARS = 2000
 # C0 control characters other than tab and line breaks (PostgreSQL refuses NUL in text).
@@ -63,7 +64,7 @@ class ApiKeyIn(_In):
     name: Text = Field(min_length=1, max_length=100,
                        description="Who holds the key, e.g. the app's or the hotline system's name.")
     kind: Literal["open311", "hotline"]
-    line: Literal["12345", "12319", "962121"] | None = Field(
+    line: Literal[HOTLINE_LINES] | None = Field(
         None, description="For hotline keys: the only line whose tickets the key may send.")
 
 

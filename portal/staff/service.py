@@ -157,15 +157,21 @@ async def api_keys() -> list[ApiKey]:
     return await ApiKey.all().order_by("-id")
 
 
+async def api_key(key_id: int) -> ApiKey | None:
+    return await ApiKey.get_or_none(id=key_id) if 0 < key_id <= API_KEY_ID_MAX else None
+
+
 async def deactivate_api_key(key_id: int) -> ApiKey:
     """The key stops working at once in this process and within KEY_TTL_S in the others.
     Deactivating a deactivated key changes nothing."""
-    row = await ApiKey.get_or_none(id=key_id)
+    row = await api_key(key_id)
     if row is None:
         raise NoSuchApiKey(_("There is no API key with this number."))
     if row.active:
         row.active = False
         await row.save(update_fields=["active"])
+    global _key_generation
+    _key_generation += 1
     for cached in [c for c in _key_cache if c[0] == row.key_hash]:
         del _key_cache[cached]
     return row
@@ -178,6 +184,11 @@ KEY_TTL_S = 30.0
 KEY_NEGATIVE_TTL_S = 5.0
 KEY_CACHE_SIZE = 1024
 _key_cache: dict[tuple[str, str], tuple[float, ApiKey | None]] = {}
+# Moved by every deactivation here: a lookup that read the key before it was deactivated does
+# not put it back into the cache after.
+_key_generation = 0
+# The cache's clock (tests move it past KEY_TTL_S).
+_clock = time.monotonic
 
 
 async def check_api_key(key: str | None, kind: str) -> ApiKey | None:
@@ -185,12 +196,14 @@ async def check_api_key(key: str | None, kind: str) -> ApiKey | None:
     if not key or len(key) > 200:
         return None
     digest = _digest(key)
-    now = time.monotonic()
+    now = _clock()
     cached = _key_cache.get((digest, kind))
     if cached is not None and cached[0] > now:
         return cached[1]
+    generation = _key_generation
     row = await ApiKey.get_or_none(key_hash=digest, kind=kind, active=True)
-    if len(_key_cache) >= KEY_CACHE_SIZE:
-        _key_cache.clear()
-    _key_cache[(digest, kind)] = (now + (KEY_TTL_S if row else KEY_NEGATIVE_TTL_S), row)
+    if generation == _key_generation:
+        if len(_key_cache) >= KEY_CACHE_SIZE:
+            _key_cache.clear()
+        _key_cache[(digest, kind)] = (now + (KEY_TTL_S if row else KEY_NEGATIVE_TTL_S), row)
     return row
