@@ -187,6 +187,29 @@ async def test_a_malformed_batch_is_refused_and_never_echoes_the_phone(client, k
     assert await Report.all().count() == 0
 
 
+async def test_each_problem_is_named_in_the_senders_language(client, keys):
+    body = {"tickets": [ticket("A1", description="x" * 2001, lat=95.0, lattitude=31.2,
+                               received_at="2026-11-28T09:30:00", address="南京东路\x01")]}
+    zh = await post(client, keys["12345"], body)
+    assert zh.status_code == 422
+    said = {e["loc"]: e["message"] for e in zh.json()["errors"]}
+    assert said == {
+        "tickets.0.received_at": "请写明时区，例如 +08:00。",
+        "tickets.0.lat": "此处的数值不能大于 90。",
+        "tickets.0.address": "不允许使用控制字符。",
+        "tickets.0.description": "此处最多 2000 个字符。",
+        "tickets.0.lattitude": "热线工单中没有这个字段。",
+    }
+    en = await post(client, keys["12345"], body, **{"Accept-Language": "en"})
+    said = {e["loc"]: e["message"] for e in en.json()["errors"]}
+    assert said["tickets.0.lat"] == "Send a number of at most 90."
+    assert said["tickets.0.description"] == "Send at most 2000 characters here."
+    half = await post(client, keys["12345"], {"tickets": [ticket("A2", lng=None)]})
+    assert [e["message"] for e in half.json()["errors"]] == ["请同时提供 lat 和 lng，或都不提供。"]
+    empty = await post(client, keys["12345"], {"tickets": []})
+    assert [e["message"] for e in empty.json()["errors"]] == ["至少发送 1 张工单。"]
+
+
 async def test_validation_errors_say_which_ticket_and_field(client, keys):
     res = await post(client, keys["12345"], {"tickets": [ticket("ok"),
                                                          ticket("bad", lat=95.0)]})

@@ -35,6 +35,53 @@ api_key_header = APIKeyHeader(name="X-Api-Key", auto_error=False,
 MAX_ERRORS = 50
 
 
+# What each kind of validation error means, in the request's language (pydantic's own
+# messages are English); the limits come from the error's context, never the value sent.
+ERROR_MESSAGES = {
+    "missing": _("This field is required."),
+    "extra_forbidden": _("There is no such field in a hotline ticket."),
+    "string_type": _("Send text here."),
+    "string_too_short": _("Send at least {min_length} characters here."),
+    "string_too_long": _("Send at most {max_length} characters here."),
+    "string_pattern_mismatch": _("This value does not have the form the schema asks for."),
+    "literal_error": _("Use one of: {expected}."),
+    "float_type": _("Send a number here."),
+    "float_parsing": _("Send a number here."),
+    "finite_number": _("Send a number here."),
+    "greater_than_equal": _("Send a number of at least {ge}."),
+    "less_than_equal": _("Send a number of at most {le}."),
+    "datetime_type": _("Send a date and time such as 2026-11-28T09:30:00+08:00."),
+    "datetime_parsing": _("Send a date and time such as 2026-11-28T09:30:00+08:00."),
+    "datetime_from_date_parsing": _("Send a date and time such as 2026-11-28T09:30:00+08:00."),
+    "timezone_aware": _("Give the time with its offset, e.g. +08:00."),
+    "model_type": _("Send an object here."),
+    "model_attributes_type": _("Send an object here."),
+    "dict_type": _("Send an object here."),
+    "list_type": _("Send a list of tickets here."),
+    "too_short": _("Send at least {min_length} tickets."),
+    "too_long": _("Send at most {max_length} tickets in one batch."),
+}
+
+
+def _plain(value) -> str:
+    """180.0 as 180."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _message(error: dict, t) -> str:
+    if error["type"] == "value_error":
+        # Our validators' messages (msgids), e.g. "Give both lat and lng, or neither."
+        return t(str(error.get("ctx", {}).get("error", error["msg"])))
+    known = ERROR_MESSAGES.get(error["type"])
+    if known is None:
+        return error["msg"]
+    context = error.get("ctx") or {}
+    try:
+        return t(known).format(**{k: _plain(v) for k, v in context.items()})
+    except (KeyError, IndexError):
+        return t(known)
+
+
 def _refused(status: int, detail: str, errors: list[dict] | None = None,
              headers: dict | None = None) -> JSONResponse:
     body = BatchRefused(detail=detail, errors=errors or [])
@@ -73,10 +120,10 @@ async def post_tickets(request: Request, api_key: str | None = Security(api_key_
     try:
         batch = HotlineBatch.model_validate_json(raw)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        errors = exc.errors(include_url=False, include_input=False)
         if any(e["type"] == "json_invalid" for e in errors):
             return _refused(400, t(_("The body is not valid JSON.")))
-        listed = [{"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"],
+        listed = [{"loc": ".".join(str(p) for p in e["loc"]), "message": _message(e, t),
                    "type": e["type"]} for e in errors[:MAX_ERRORS]]
         return _refused(422, t(_("The batch does not match the hotline ticket schema, so "
                                  "nothing was filed (problems found: {n}).")).format(n=len(errors)),

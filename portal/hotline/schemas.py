@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from portal.i18n import _
+
 LINES = ("12345", "12319", "962121")
 MAX_TICKETS = 500
 # 500 tickets of 2,000 characters, even with every character \u-escaped, fit.
@@ -75,7 +77,7 @@ class HotlineTicket(BaseModel):
     @classmethod
     def _iso_text(cls, value: Any) -> Any:
         if not isinstance(value, str):
-            raise ValueError("use an ISO 8601 date and time with an offset")
+            raise ValueError(_("Use an ISO 8601 date and time with an offset."))
         return value
 
     @field_validator("category", "category_text", "address", "caller_phone", mode="before")
@@ -89,13 +91,13 @@ class HotlineTicket(BaseModel):
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
         if value is not None and CONTROL.search(value):
-            raise ValueError("control characters are not allowed")
+            raise ValueError(_("Control characters are not allowed."))
         return value
 
     @model_validator(mode="after")
     def _both_coordinates(self) -> HotlineTicket:
         if (self.lat is None) != (self.lng is None):
-            raise ValueError("give both lat and lng, or neither")
+            raise ValueError(_("Give both lat and lng, or neither."))
         return self
 
 
