@@ -208,6 +208,8 @@ async def test_each_problem_is_named_in_the_senders_language(client, keys):
     assert [e["message"] for e in half.json()["errors"]] == ["请同时提供 lat 和 lng，或都不提供。"]
     empty = await post(client, keys["12345"], {"tickets": []})
     assert [e["message"] for e in empty.json()["errors"]] == ["至少发送 1 张工单。"]
+    empty = await post(client, keys["12345"], {"tickets": []}, **{"Accept-Language": "en"})
+    assert [e["message"] for e in empty.json()["errors"]] == ["Send 1 or more tickets."]
 
 
 async def test_validation_errors_say_which_ticket_and_field(client, keys):

@@ -58,7 +58,7 @@ ERROR_MESSAGES = {
     "model_attributes_type": _("Send an object here."),
     "dict_type": _("Send an object here."),
     "list_type": _("Send a list of tickets here."),
-    "too_short": _("Send at least {min_length} tickets."),
+    "too_short": _("Send {min_length} or more tickets."),
     "too_long": _("Send at most {max_length} tickets in one batch."),
 }
 
