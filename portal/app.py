@@ -154,9 +154,9 @@ def create_app(settings: Settings | None = None, *, manage_db: bool = True) -> F
     from portal.staff.routes import router as staff_router
 
     app.state.report_as = report_as
-    for router in (open311_router, discovery_router, hotline_router, staff_router, *orgs_app.staff_routers(),
-                   staff_pages, *orgs_app.public_routers(), resident_pages, feedback_pages,
-                   lang.router):
+    for router in (open311_router, discovery_router, hotline_router, staff_router,
+                   *orgs_app.staff_routers(), staff_pages, *orgs_app.public_routers(),
+                   resident_pages, feedback_pages, lang.router):
         add_routes(app, router)
     app.mount("/static", StaticFiles(directory=templating.STATIC), name="static")
     app.add_middleware(HeadAsGet)

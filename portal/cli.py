@@ -12,6 +12,7 @@ import click
 
 from bot.telegram.cli import telegram
 from portal import db, logs
+from portal.hotline.schemas import LINES
 from portal.i18n import _, gettext_for
 from portal.settings import get_settings
 
@@ -176,7 +177,7 @@ def createuser(username: str, role: str, department: str | None, password: str |
 @main.command()
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["open311", "hotline"]), required=True)
-@click.option("--line", type=click.Choice(["12345", "12319", "962121"]), default=None)
+@click.option("--line", type=click.Choice(LINES), default=None)
 def apikey(name: str, kind: str, line: str | None) -> None:
     """Create an API key for an Open311 client or a hotline system (printed once)."""
     from portal.staff.service import StaffError, create_api_key

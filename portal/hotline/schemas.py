@@ -22,7 +22,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 # C0 control characters other than tab and line breaks (PostgreSQL refuses NUL in text).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-Line = Literal["12345", "12319", "962121"]
+Line = Literal[LINES]
 TicketStatus = Literal["created", "merged", "duplicate", "rejected"]
 
 

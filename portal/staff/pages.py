@@ -625,7 +625,8 @@ async def metrics_page(request: Request, user: Console,
 
 def _admin(request: Request, user: StaffUser) -> None:
     if user.role != Role.ADMIN:
-        raise _bad_request(request, _("Only an administrator can manage accounts and API keys."), 403)
+        raise _bad_request(
+            request, _("Only an administrator can manage accounts and API keys."), 403)
 
 
 @router.get("/users")
@@ -736,10 +737,8 @@ async def deactivate_api_key(key_id: str, request: Request, user: Console):
     _admin(request, user)
     await _form(request)
     t = _t(request)
-    if not NUMBER.match(key_id) or not 0 < int(key_id) <= staff.API_KEY_ID_MAX:
-        raise HTTPException(404, t(_("There is no API key with this number.")))
     try:
-        row = await staff.deactivate_api_key(int(key_id))
+        row = await staff.deactivate_api_key(int(key_id) if NUMBER.match(key_id) else 0)
     except staff.NoSuchApiKey as exc:
         raise HTTPException(404, exc.translated(t)) from exc
     log.info("staff %s deactivated %s API key %d", user.username, row.kind, row.id)

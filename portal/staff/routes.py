@@ -50,7 +50,8 @@ async def current_user(request: Request,
 
 async def admin_user(request: Request, user: StaffUser = Depends(current_user)) -> StaffUser:
     if user.role != Role.ADMIN:
-        raise HTTPException(403, _t(request)(_("Only an administrator can manage accounts and API keys.")))
+        raise HTTPException(
+            403, _t(request)(_("Only an administrator can manage accounts and API keys.")))
     return user
 
 

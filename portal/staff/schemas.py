@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from portal.cases.models import Status
+from portal.hotline.schemas import Line
 from portal.intake.text import CONTROL_CHARS
 from portal.staff.models import Role
-from portal.staff.service import HOTLINE_LINES
+from portal.staff.service import API_KEY_KINDS
 
 NOTE_CHARS = 2000
 # C0 control characters other than tab and line breaks (PostgreSQL refuses NUL in text).
@@ -62,9 +63,9 @@ class UserList(BaseModel):
 
 class ApiKeyIn(_In):
     name: Text = Field(min_length=1, max_length=100,
-                       description="Who holds the key, e.g. the app's or the hotline system's name.")
-    kind: Literal["open311", "hotline"]
-    line: Literal[HOTLINE_LINES] | None = Field(
+                       description="Who holds the key: the app's or hotline system's name.")
+    kind: Literal[API_KEY_KINDS]
+    line: Line | None = Field(
         None, description="For hotline keys: the only line whose tickets the key may send.")
 
 

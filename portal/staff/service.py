@@ -14,6 +14,7 @@ from tortoise.transactions import in_transaction
 
 from portal import passwords
 from portal.cases.models import Department
+from portal.hotline.schemas import LINES as HOTLINE_LINES
 from portal.i18n import _
 from portal.intake.text import CONTROL_CHARS
 from portal.staff.models import ApiKey, Role, StaffSession, StaffUser
@@ -23,7 +24,6 @@ MIN_PASSWORD = passwords.MIN_PASSWORD
 MAX_PASSWORD = passwords.MAX_PASSWORD
 # One working shift; the console signs in again after it.
 SESSION_LIFETIME = timedelta(hours=12)
-HOTLINE_LINES = ("12345", "12319", "962121")
 API_KEY_KINDS = ("open311", "hotline")
 API_KEY_NAME_MAX = 100
 # api_key.id is an INT column.
